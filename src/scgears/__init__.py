@@ -1,0 +1,34 @@
+"""scgears: GEARS perturbation-response prediction for the scverse.
+
+``import scgears as sg`` stays light: ``sg.pp``, ``sg.tl``, ``sg.pl`` and ``sg.datasets`` import
+without torch; ``sg.model`` (torch, scvi-tools, Lightning) is imported on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from importlib.metadata import PackageNotFoundError, version
+
+from . import datasets, pl, pp, tl
+
+try:
+    __version__ = version("scgears")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = "0.0.0"
+
+logging.getLogger(__name__).addHandler(logging.NullHandler())
+
+__all__ = ["datasets", "model", "pl", "pp", "tl"]
+
+
+def __getattr__(name: str):
+    if name == "model":
+        module = importlib.import_module(".model", __name__)
+        globals()["model"] = module
+        return module
+    raise AttributeError(f"module 'scgears' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted([*globals(), "model"])

@@ -1,0 +1,3 @@
+"""Models: GEARS in scvi-tools form."""
+
+__all__: list[str] = []
