@@ -1,0 +1,39 @@
+"""Shared fixtures: real data from ../shared/data (skipped when absent) and small screens."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import anndata as ad
+import pytest
+
+#: ``../shared/data`` beside the checkout; CI has it, a user's machine does not.
+SHARED_DATA = Path(
+    os.environ.get("SCGEARS_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
+)
+NORMAN_FILE = SHARED_DATA / "perturbseq" / "perturbench_devel_norman19_mcfaline23.h5ad"
+
+
+def _require(path: Path) -> Path:
+    if not path.exists():
+        pytest.skip(f"real data not available: {path} (it lives in ../shared/data beside the checkout)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The ``../shared/data`` folder; tests using it skip when it is absent."""
+    return _require(SHARED_DATA)
+
+
+@pytest.fixture(scope="session")
+def _norman_cached() -> ad.AnnData:
+    adata = ad.read_h5ad(_require(NORMAN_FILE))
+    return adata[adata.obs["dataset"] == "norman19"].copy()
+
+
+@pytest.fixture
+def norman(_norman_cached) -> ad.AnnData:
+    """The real Norman 2019 subset: 3,375 cells x 500 genes, labels in ``obs['condition']``."""
+    return _norman_cached.copy()
