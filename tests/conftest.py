@@ -17,7 +17,9 @@ NORMAN_FILE = SHARED_DATA / "perturbseq" / "perturbench_devel_norman19_mcfaline2
 
 def _require(path: Path) -> Path:
     if not path.exists():
-        pytest.skip(f"real data not available: {path} (it lives in ../shared/data beside the checkout)")
+        pytest.skip(
+            f"real data not available: {path} (it lives in ../shared/data beside the checkout)"
+        )
     return path
 
 

@@ -1,7 +1,7 @@
-"""Canonical perturbation conditions: a condition is a set of genes, written as sorted names joined by ``+``.
+"""Canonical conditions: a condition is a set of genes, written as sorted names joined by ``+``.
 
-Every scgears function speaks this one language; :func:`scgears.pp.register_perturbations` translates
-what users have (pertpy, GEARS, guide lists) into it.
+Every scgears function speaks this one language; :func:`scgears.pp.register_perturbations`
+translates what users have (pertpy, GEARS, guide lists) into it.
 """
 
 from __future__ import annotations

@@ -86,7 +86,9 @@ def measured_profiles(
         codes[~np.asarray(cells, dtype=bool)] = -1
     stats = group_stats(expression_matrix(adata, layer), codes, categories)
     if stats.n_cells[stats.loc(CONTROL)] == 0:
-        raise ValueError("No control cells among the selected cells: cannot compute the control mean.")
+        raise ValueError(
+            "No control cells among the selected cells: cannot compute the control mean."
+        )
     if conditions is None:
         wanted = [c for c, n in zip(categories, stats.n_cells, strict=True) if n > 0]
     else:

@@ -1,3 +1,7 @@
-"""Models: GEARS in scvi-tools form."""
+"""Models: GEARS in scvi-tools form (imports torch, scvi-tools and Lightning)."""
 
-__all__: list[str] = []
+from ._gears import GEARS
+from ._module import GEARSModule
+from ._training_plan import GEARSTrainingPlan
+
+__all__ = ["GEARS", "GEARSModule", "GEARSTrainingPlan"]

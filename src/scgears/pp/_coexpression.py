@@ -103,7 +103,8 @@ def coexpression_graph(
             "n_neighbors": int(n_neighbors),
             "threshold": float(threshold),
             "n_cells": len(rows),
-            "cells": "control and single perturbations" + (" in train" if split is not None else ""),
+            "cells": "control and single perturbations"
+            + (" in train" if split is not None else ""),
             "layer": "X" if layer is None else layer,
         }
     }

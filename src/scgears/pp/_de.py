@@ -96,12 +96,16 @@ def rank_perturbation_genes(
         },
         **result,
     }
-    logger.info("Ranked genes of %d conditions against control in uns[%r].", len(groups) - 1, key_added)
+    logger.info(
+        "Ranked genes of %d conditions against control in uns[%r].", len(groups) - 1, key_added
+    )
     return adata if copy else None
 
 
-def rank_from_stats(stats, var_names: pd.Index, *, n_genes: int) -> dict[str, dict[str, np.ndarray]]:
-    """Top-gene lists of every non-control group from per-group sums (see rank_perturbation_genes)."""
+def rank_from_stats(
+    stats, var_names: pd.Index, *, n_genes: int
+) -> dict[str, dict[str, np.ndarray]]:
+    """Top-gene lists of every non-control group from per-group sums (see the public function)."""
     var_names = np.asarray(var_names).astype(str)
     n_genes = min(n_genes, len(var_names))
     ref = stats.loc(CONTROL)
@@ -117,7 +121,9 @@ def rank_from_stats(stats, var_names: pd.Index, *, n_genes: int) -> dict[str, di
             continue
         with np.errstate(divide="ignore", invalid="ignore"):
             scores = (means[g] - ctrl_mean) / np.sqrt(variances[g] / n[g] + ctrl_var / n_ctrl)
-        scores[~np.isfinite(scores)] = 0.0  # scanpy sets undefined scores to 0
+        # as scanpy: 0/0 (equal means, no variance) scores 0; a difference with no variance in
+        # either group scores +-inf and ranks first
+        scores[np.isnan(scores)] = 0.0
         order = np.argsort(-np.abs(scores), kind="stable")
         is_non_zero = means[g] != 0
         is_non_dropout = is_non_zero | ctrl_zero

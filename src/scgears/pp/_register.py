@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
@@ -144,8 +145,8 @@ def parse_labels(
         example = np.flatnonzero(missing)[:3].tolist()
         raise ValueError(
             f"{int(missing.sum())} cells have a missing (NaN) label in {source!r} (e.g. rows "
-            f"{example}). Label them (for instance as {control!r} if they are controls) or drop them "
-            f"with `adata = adata[adata.obs[{source!r}].notna()].copy()` before registering."
+            f"{example}). Label them (for instance as {control!r} if they are controls) or drop "
+            f"them with `adata = adata[adata.obs[{source!r}].notna()].copy()` before registering."
         )
     raw = labels.astype(str)
     unique = pd.Index(raw.unique())
@@ -153,8 +154,8 @@ def parse_labels(
     if control != "" and (stripped == "").any():
         n_empty = int((raw.str.strip() == "").sum())
         raise ValueError(
-            f"{n_empty} cells have an empty label in {source!r}. If they are control cells (pertpy's "
-            "'guide_ids' leaves controls empty), pass control=''; otherwise drop them."
+            f"{n_empty} cells have an empty label in {source!r}. If they are control cells "
+            "(pertpy's 'guide_ids' leaves controls empty), pass control=''; otherwise drop them."
         )
     if control not in set(unique):
         counts = raw.value_counts()
@@ -198,15 +199,15 @@ def _detect_delimiter(
     examples = {d: next(label for label in labels if d in label) for d in present}
     shown = ", ".join(f"{d!r} (e.g. {examples[d]!r})" for d in present)
     raise ValueError(
-        f"Labels in {source!r} contain several possible gene delimiters: {shown}. Pass the one that "
-        f"separates genes as `delimiter=` (for example delimiter={present[0]!r})."
+        f"Labels in {source!r} contain several possible gene delimiters: {shown}. Pass the one "
+        f"that separates genes as `delimiter=` (for example delimiter={present[0]!r})."
     )
 
 
 def _log_summary(conditions: pd.Categorical, key_added: str) -> None:
     cats = pd.Series(conditions).dropna()
     n_genes = cats.map(lambda c: 0 if c == CONTROL else c.count("+") + 1)
-    per_size = n_genes.groupby(n_genes).size()
+    per_size = n_genes.groupby(n_genes, observed=True).size()
     logger.info(
         "Registered %d conditions in obs[%r]: %s cells of control, %s.",
         len(np.unique(cats)),
@@ -276,8 +277,10 @@ def _register_from_guides(
             "non-targeting guides as `control=`."
         )
     counts = guides.X
-    assigned = (counts >= guide_threshold) if sp.issparse(counts) else np.asarray(
-        counts >= guide_threshold
+    assigned = (
+        (counts >= guide_threshold)
+        if sp.issparse(counts)
+        else np.asarray(counts >= guide_threshold)
     )
     assigned = sp.csr_matrix(assigned)
     labels = np.empty(guides.n_obs, dtype=object)
@@ -310,4 +313,3 @@ def _register_from_guides(
         target.obs[key_added] = pd.Categorical(values, categories=present)
     _log_summary(pd.Categorical(per_cell.to_numpy(), categories=present), key_added)
     return mdata if copy else None
-

@@ -1,4 +1,4 @@
-"""Perturbation-level train / validation / test splits, GEARS' split kinds with its sampling bugs fixed."""
+"""Perturbation-level train / validation / test splits: GEARS' kinds, its sampling bugs fixed."""
 
 from __future__ import annotations
 
@@ -17,9 +17,23 @@ from ._utils import get_conditions
 logger = logging.getLogger(__name__)
 
 SplitKind = Literal[
-    "simulation", "simulation_single", "combo_seen0", "combo_seen1", "combo_seen2", "single", "custom"
+    "simulation",
+    "simulation_single",
+    "combo_seen0",
+    "combo_seen1",
+    "combo_seen2",
+    "single",
+    "custom",
 ]
-_KINDS = ("simulation", "simulation_single", "combo_seen0", "combo_seen1", "combo_seen2", "single", "custom")
+_KINDS = (
+    "simulation",
+    "simulation_single",
+    "combo_seen0",
+    "combo_seen1",
+    "combo_seen2",
+    "single",
+    "custom",
+)
 #: Fraction of conditions (or genes) held out by the non-simulation kinds, as in GEARS.
 _HOLDOUT_FRACTION = 0.1
 #: The validation set is drawn from the training conditions with GEARS' fractions.
@@ -117,13 +131,23 @@ def split_perturbations(
     rng = np.random.default_rng(seed)
     forced = _forced(test_conditions, kind, present)
 
-    train, test = _split_once(kind, present, rng, train_gene_fraction, combo_seen2_train_fraction, forced)
+    train, test = _split_once(
+        kind, present, rng, train_gene_fraction, combo_seen2_train_fraction, forced
+    )
     if kind == "custom" and isinstance(test_conditions, Mapping) and "val" in test_conditions:
         val = sorted(_canonical_list(test_conditions["val"], present, "val"))
+        both = sorted(set(val) & set(test))
+        if both:
+            raise ValueError(
+                f"Conditions in both the 'test' and 'val' lists: {both[:10]}. Each condition "
+                "belongs to one set: remove them from one of the lists."
+            )
         train = sorted(set(train) - set(val))
     else:
         val_kind = "custom" if kind == "custom" else kind
-        train, val = _split_once(val_kind, train, rng, _VAL_GENE_FRACTION, _VAL_GENE_FRACTION, set())
+        train, val = _split_once(
+            val_kind, train, rng, _VAL_GENE_FRACTION, _VAL_GENE_FRACTION, set()
+        )
     _check_sizes(kind, seed, present, train, val, test)
 
     seen = {condition_genes(c)[0] for c in train + val if len(condition_genes(c)) == 1}
@@ -133,9 +157,7 @@ def split_perturbations(
     labels = pd.Series(np.asarray(conditions).astype(object)).map(assignment)
     if copy:
         adata = adata.copy()
-    adata.obs[key_added] = pd.Categorical(
-        labels.to_numpy(), categories=["train", "val", "test"]
-    )
+    adata.obs[key_added] = pd.Categorical(labels.to_numpy(), categories=["train", "val", "test"])
     adata.uns[key_added] = {
         "kind": kind,
         "seed": int(seed),

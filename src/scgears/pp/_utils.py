@@ -16,7 +16,7 @@ def get_conditions(adata: AnnData, condition_key: str = CONDITION_KEY) -> pd.Cat
             f"obs[{condition_key!r}] not found: register the perturbations first with "
             "`sg.pp.register_perturbations(adata, perturbation_key=...)`"
             + (
-                f" (or pass condition_key= naming the column it wrote)."
+                " (or pass condition_key= naming the column it wrote)."
                 if condition_key == CONDITION_KEY
                 else "."
             )
@@ -41,7 +41,7 @@ def get_split(adata: AnnData, split_key: str = SPLIT_KEY) -> np.ndarray | None:
 
 
 def training_mask(adata: AnnData, split_key: str = SPLIT_KEY, *, include_val: bool = False):
-    """Cells a fitted statistic may see: the split's train (and val) cells, all cells without one."""
+    """Cells a fitted statistic may see: the split's train (and val) cells; all without a split."""
     split = get_split(adata, split_key)
     if split is None:
         return np.ones(adata.n_obs, dtype=bool)

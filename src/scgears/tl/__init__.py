@@ -1,3 +1,17 @@
-"""Tools: evaluation, baselines and genetic-interaction analysis of measured and predicted profiles."""
+"""Tools: evaluation, baselines and genetic interactions of measured and predicted profiles."""
 
-__all__: list[str] = []
+from ._baselines import baseline
+from ._combinations import predict_combinations
+from ._evaluate import evaluate, summarize
+from ._gi import GI_THRESHOLDS, genetic_interactions
+from ._precision import gi_precision
+
+__all__ = [
+    "GI_THRESHOLDS",
+    "baseline",
+    "evaluate",
+    "genetic_interactions",
+    "gi_precision",
+    "predict_combinations",
+    "summarize",
+]
