@@ -26,8 +26,8 @@ class GraphPropagation(nn.Module):
     """Simplified graph convolutions (``SGConv``, one hop each) over a fixed graph.
 
     Node ``i`` gets ``W sum_j w_ji / sqrt(d_j d_i) x_j + b``, ``d`` the weighted in-degree;
-    ReLU between layers, not after the last, as in GEARS. The graph is a buffer, so it moves with the
-    module and is saved in its state.
+    ReLU between layers, not after the last, as in GEARS. The graph is a buffer, so it moves
+    with the module and is saved in its state.
     """
 
     def __init__(
