@@ -58,9 +58,11 @@ def _world() -> tuple[int, int]:
 class ConditionBatches(IterableDataset):
     """Iterates over batches of conditions; one item is a whole collated batch.
 
-    Training (``shuffle=True``): every epoch, each condition's cells are shuffled and cut into
+    Training (``shuffle=True``): in a pass, each condition's cells are shuffled and cut into
     chunks of ``cells_per_condition``, the chunks are shuffled and grouped ``conditions_per_batch``
-    at a time, so every training cell is seen once per epoch. Validation (``shuffle=False``):
+    at a time, so every training cell is seen once. An epoch is one pass, or as many passes as
+    it takes to make ``min_steps`` steps: small screens would otherwise get too few optimiser
+    steps to learn anything in a few epochs. Validation (``shuffle=False``):
     whole conditions, in a fixed order, with a fixed pairing. Under distributed training each
     process takes every ``world_size``-th batch (the same number on every process).
     """
@@ -74,6 +76,7 @@ class ConditionBatches(IterableDataset):
         cells_per_condition: int,
         shuffle: bool,
         seed: int,
+        min_steps: int = 1,
     ):
         super().__init__()
         self.data = data
@@ -82,7 +85,9 @@ class ConditionBatches(IterableDataset):
         self.cells_per_condition = cells_per_condition
         self.shuffle = shuffle
         self.seed = seed
+        self.min_steps = max(1, min_steps)
         self.epoch = 0
+        self._planned: tuple[int, list] | None = None
 
     def _plan(self, rng: np.random.Generator) -> list[list[tuple[int, np.ndarray]]]:
         groups = self.data.cells[self.part]
@@ -92,6 +97,13 @@ class ConditionBatches(IterableDataset):
                 items[i : i + self.conditions_per_batch]
                 for i in range(0, len(items), self.conditions_per_batch)
             ]
+        batches: list[list[tuple[int, np.ndarray]]] = []
+        while True:  # passes over the training cells, until the epoch has its minimum of steps
+            batches += self._one_pass(groups, rng)
+            if len(batches) >= self.min_steps:
+                return batches
+
+    def _one_pass(self, groups, rng: np.random.Generator) -> list[list[tuple[int, np.ndarray]]]:
         chunks: list[tuple[int, np.ndarray]] = []
         for code, cells in sorted(groups.items()):
             cells = rng.permutation(cells)
@@ -99,14 +111,10 @@ class ConditionBatches(IterableDataset):
                 (code, cells[i : i + self.cells_per_condition])
                 for i in range(0, len(cells), self.cells_per_condition)
             ]
-        order = rng.permutation(len(chunks))
-        chunks = [chunks[i] for i in order]
+        chunks = [chunks[i] for i in rng.permutation(len(chunks))]
         batches: list[list[tuple[int, np.ndarray]]] = []
         for i in range(0, len(chunks), self.conditions_per_batch):
-            merged: dict[int, list[np.ndarray]] = {}
-            for code, cells in chunks[i : i + self.conditions_per_batch]:
-                merged.setdefault(code, []).append(cells)
-            batch = [(code, np.concatenate(parts)) for code, parts in merged.items()]
+            batch = _merge(chunks[i : i + self.conditions_per_batch])
             if len(batch) < 2 and batches:
                 # batch norm over conditions needs at least two of them
                 batches[-1] = _merge(batches[-1] + batch)
@@ -115,31 +123,33 @@ class ConditionBatches(IterableDataset):
         return batches
 
     def _batches(self) -> list[list[tuple[int, np.ndarray]]]:
-        rng = np.random.default_rng([self.seed, self.epoch])
-        batches = self._plan(rng)
-        rank, world = _world()
-        if world > 1:
-            n_each = len(batches) // world
-            if n_each == 0:
-                raise ValueError(
-                    f"{len(batches)} batches cannot be shared by {world} processes: lower "
-                    "batch_size or use fewer devices."
-                )
-            batches = batches[rank : n_each * world : world]
-        return batches
+        """The batches of the current epoch for this process (planned once per epoch)."""
+        if self._planned is None or self._planned[0] != self.epoch:
+            rng = np.random.default_rng([self.seed, self.epoch])
+            batches = self._plan(rng)
+            rank, world = _world()
+            if world > 1:
+                n_each = len(batches) // world
+                if n_each == 0:
+                    raise ValueError(
+                        f"{len(batches)} batches cannot be shared by {world} processes: lower "
+                        "batch_size or use fewer devices."
+                    )
+                batches = batches[rank : n_each * world : world]
+            self._planned = (self.epoch, batches)
+        return self._planned[1]
 
     def __len__(self) -> int:
         return len(self._batches())
 
     def __iter__(self):
         batches = self._batches()
-        epoch = self.epoch
-        if self.shuffle:
-            self.epoch += 1
         rank, _ = _world()
         for number, batch in enumerate(batches):
-            rng = np.random.default_rng([self.seed, epoch, rank, number, 1])
+            rng = np.random.default_rng([self.seed, self.epoch, rank, number, 1])
             yield self._collate(batch, rng)
+        if self.shuffle:  # the next epoch gets a new plan and a new control pairing
+            self.epoch += 1
 
     def _collate(self, batch, rng: np.random.Generator) -> dict[str, torch.Tensor]:
         data = self.data
@@ -190,6 +200,8 @@ class PerturbationDataSplitter(pl.LightningDataModule):
         Prepared by the model.
     cells_per_condition
         Cells of one condition per step.
+    min_steps_per_epoch
+        Fewest optimiser steps in an epoch (small screens repeat their cells to reach it).
     seed
         Seed of the batch plan and the control pairing.
     """
@@ -199,13 +211,14 @@ class PerturbationDataSplitter(pl.LightningDataModule):
         adata_manager=None,
         train_size: float | None = None,
         validation_size: float | None = None,
-        batch_size: int = 256,
+        batch_size: int = 512,
         shuffle_set_split: bool = True,
         distributed_sampler: bool = False,
         load_sparse_tensor: bool = False,
         *,
         training_data: TrainingData,
-        cells_per_condition: int = 16,
+        cells_per_condition: int = 32,
+        min_steps_per_epoch: int = 50,
         seed: int = 0,
         **kwargs,
     ):
@@ -236,6 +249,7 @@ class PerturbationDataSplitter(pl.LightningDataModule):
             cells_per_condition=cells_per_condition,
             shuffle=True,
             seed=seed,
+            min_steps=min_steps_per_epoch,
         )
         self._val = ConditionBatches(
             training_data,

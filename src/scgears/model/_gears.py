@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+import rich.pretty  # noqa: F401 - scvi-tools' view_anndata_setup uses rich.pretty unimported
 import torch
 from anndata import AnnData
 from scvi import REGISTRY_KEYS
@@ -151,6 +152,7 @@ class GEARS(UnsupervisedTrainingMixin, BaseModelClass):
             **module_kwargs,
         )
         self.module.control_mean.copy_(torch.as_tensor(graphs["control_mean"]))
+        self.module.mean_effect.copy_(torch.as_tensor(graphs["mean_effect"]))
         self._model_summary_string = (
             f"GEARS model: {n_genes:,} genes, {len(graphs['perturbation_genes']):,} perturbable "
             f"genes ({len(graphs['isolated']):,} without graph edges), {n_hidden} hidden, "
@@ -236,8 +238,9 @@ class GEARS(UnsupervisedTrainingMixin, BaseModelClass):
         *,
         lr: float = 1e-3,
         weight_decay: float = 5e-4,
-        batch_size: int = 256,
-        cells_per_condition: int = 16,
+        batch_size: int = 512,
+        cells_per_condition: int = 32,
+        min_steps_per_epoch: int = 50,
         lr_step_size: int = 1,
         lr_gamma: float = 0.5,
         seed: int = 0,
@@ -265,6 +268,9 @@ class GEARS(UnsupervisedTrainingMixin, BaseModelClass):
             Cells per step.
         cells_per_condition
             Cells of one condition per step.
+        min_steps_per_epoch
+            Fewest optimiser steps per epoch: a small screen repeats its cells within an epoch
+            to reach it, so that ``max_epochs`` means enough training whatever the screen's size.
         lr_step_size, lr_gamma
             Step decay of the learning rate (GEARS: every epoch, by 0.5).
         seed
@@ -294,19 +300,24 @@ class GEARS(UnsupervisedTrainingMixin, BaseModelClass):
         trainer_kwargs.setdefault("gradient_clip_algorithm", "value")
         trainer_kwargs.setdefault("check_val_every_n_epoch", 1)
         trainer_kwargs.setdefault("use_distributed_sampler", False)
-        return super().train(
-            max_epochs=max_epochs,
-            accelerator=accelerator,
-            devices=devices,
-            batch_size=batch_size,
-            datasplitter_kwargs={
-                "training_data": data,
-                "cells_per_condition": cells_per_condition,
-                "seed": seed,
-            },
-            plan_kwargs=plan,
-            **trainer_kwargs,
-        )
+        # dropout masks and anything else random in training follow `seed`, without touching the
+        # caller's global random state
+        with torch.random.fork_rng():
+            torch.manual_seed(seed)
+            return super().train(
+                max_epochs=max_epochs,
+                accelerator=accelerator,
+                devices=devices,
+                batch_size=batch_size,
+                datasplitter_kwargs={
+                    "training_data": data,
+                    "cells_per_condition": cells_per_condition,
+                    "min_steps_per_epoch": min_steps_per_epoch,
+                    "seed": seed,
+                },
+                plan_kwargs=plan,
+                **trainer_kwargs,
+            )
 
     def _training_data(self) -> TrainingData:
         """Gather what the loaders need; all checks run here, before any training."""

@@ -6,6 +6,7 @@ They are saved with the model (as an init parameter), so loading never recompute
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 import torch
 from anndata import AnnData
@@ -57,6 +58,7 @@ def read_graphs(
         {condition_genes(c)[0] for c in training_conditions if len(condition_genes(c)) == 1}
     )
     trained_on = sorted({g for c in training_conditions for g in condition_genes(c)})
+    control_mean, mean_effect = training_means(adata, conditions, split, layer)
     return {
         "genes": np.asarray(adata.var_names).astype(str),
         "perturbation_genes": perturbation_genes,
@@ -65,7 +67,8 @@ def read_graphs(
         "isolated": isolated,
         "seen_genes": np.asarray(seen, dtype=str),
         "trained_genes": np.asarray(trained_on, dtype=str),
-        "control_mean": training_control_mean(adata, conditions, split, layer),
+        "control_mean": control_mean,
+        "mean_effect": mean_effect,
     }
 
 
@@ -89,17 +92,27 @@ def check_graphs(adata: AnnData, *, coexpression_key: str, perturbation_graph_ke
         )
 
 
-def training_control_mean(adata: AnnData, conditions, split: np.ndarray, layer: str | None):
-    """Mean expression of the training control cells (float32)."""
-    is_control = (np.asarray(conditions) == CONTROL) & (split == "train")
-    if not is_control.any():
+def training_means(
+    adata: AnnData, conditions, split: np.ndarray, layer: str | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Mean control expression and mean perturbation effect of the ``train`` conditions.
+
+    The mean effect is the unweighted mean over training perturbations of (condition mean minus
+    control mean): the "train mean" baseline's change, which ``residual`` models start from.
+    """
+    labels = pd.Index(conditions.categories)
+    codes = np.where(split == "train", np.asarray(conditions.codes), -1)
+    stats = group_stats(expression_matrix(adata, layer), codes, labels)
+    control = stats.loc(CONTROL)
+    if stats.n_cells[control] == 0:
         raise ValueError(
             "No control cells in the training set: sg.pp.split_perturbations always puts 'ctrl' in "
             "train; re-run it (and check that control cells are registered as 'ctrl')."
         )
-    codes = np.where(is_control, 0, -1)
-    stats = group_stats(expression_matrix(adata, layer), codes, np.array([CONTROL]))
-    return stats.means[0].astype(np.float32)
+    means = stats.means
+    perturbed = [i for i, label in enumerate(labels) if label != CONTROL and stats.n_cells[i] > 0]
+    effect = (means[perturbed] - means[control]).mean(0) if perturbed else np.zeros(len(means[0]))
+    return means[control].astype(np.float32), effect.astype(np.float32)
 
 
 def edges(graph: sp.csr_matrix) -> tuple[torch.Tensor, torch.Tensor]:

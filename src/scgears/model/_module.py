@@ -76,6 +76,7 @@ class GEARSModule(BaseModuleClass):
         gamma: float = 2.0,
         perturbation_init: str = "normal",
         perturbation_dropout: float = 0.0,
+        residual: bool = False,
     ):
         super().__init__()
         self.n_genes = n_genes
@@ -87,13 +88,14 @@ class GEARSModule(BaseModuleClass):
         self.direction_scale = direction_scale
         self.gamma = gamma
         self.perturbation_dropout = perturbation_dropout
+        self.residual = residual
 
         # gene embeddings and the co-expression ("positional") embedding
         self.gene_embedding = nn.Embedding(n_genes, n_hidden, max_norm=True)
         self.gene_embedding_norm = nn.BatchNorm1d(n_hidden)
         self.coexpression_embedding = nn.Embedding(n_genes, n_hidden, max_norm=True)
         self.coexpression_gnn = GraphPropagation(
-            n_hidden, n_coexpression_layers, *coexpression_edges
+            n_hidden, n_coexpression_layers, *coexpression_edges, n_nodes=n_genes
         )
         self.gene_transform = MLP([n_hidden, n_hidden, n_hidden])
 
@@ -101,7 +103,9 @@ class GEARSModule(BaseModuleClass):
         self.perturbation_embedding = nn.Embedding(n_perturbation_genes, n_hidden, max_norm=True)
         if perturbation_init == "zeros":
             nn.init.zeros_(self.perturbation_embedding.weight)
-        self.perturbation_gnn = GraphPropagation(n_hidden, n_go_layers, *perturbation_edges)
+        self.perturbation_gnn = GraphPropagation(
+            n_hidden, n_go_layers, *perturbation_edges, n_nodes=n_perturbation_genes
+        )
         self.perturbation_fuse = MLP([n_hidden, n_hidden, n_hidden])
 
         # decoders: shared MLP, gene-specific linear maps, the cross-gene state
@@ -124,6 +128,9 @@ class GEARSModule(BaseModuleClass):
 
         # mean control expression: the baseline predictions are added to and the direction reference
         self.register_buffer("control_mean", torch.zeros(n_genes))
+        # mean effect of the training perturbations, added to every perturbed condition's delta
+        # when the network predicts the residual from it
+        self.register_buffer("mean_effect", torch.zeros(n_genes))
 
     # ------------------------------------------------------------------------------------------
     # the network
@@ -135,43 +142,51 @@ class GEARSModule(BaseModuleClass):
         positional = self.coexpression_gnn(self.coexpression_embedding(index))
         return self.gene_transform(base + _POSITIONAL_WEIGHT * positional)
 
-    def perturbation_base(self) -> torch.Tensor:
-        """Perturbation embeddings of every graph node after the GO GNN: (nodes, hidden)."""
+    def perturbation_base(self, nodes: torch.Tensor | None = None) -> torch.Tensor:
+        """Perturbation embeddings after the GO GNN, of every graph node or of ``nodes``."""
         index = torch.arange(self.n_perturbation_genes, device=self.control_mean.device)
         raw = self.perturbation_embedding(index)
         if self.training and self.perturbation_dropout > 0:
             keep = torch.rand(raw.shape[0], 1, device=raw.device) >= self.perturbation_dropout
             raw = raw * keep
-        return self.perturbation_gnn(raw)
+        return self.perturbation_gnn(raw, nodes)
 
-    def _perturbation_shift(self, perturbations: torch.Tensor) -> torch.Tensor:
-        """Fused perturbation embedding per condition, 0 for the control: (conditions, hidden)."""
-        nodes = self.perturbation_base()
+    def _perturbation_shift(self, perturbations: torch.Tensor, *, null: bool) -> torch.Tensor:
+        """Fused perturbation embedding per condition, 0 for the control: (conditions, hidden).
+
+        With ``null``, one more row is returned: the fused embedding of an empty (all-zero)
+        perturbation embedding, the input of a perturbation the graph tells nothing about.
+        """
+        n_hidden = self.perturbation_embedding.embedding_dim
         present = perturbations >= 0
-        gathered = nodes[perturbations.clamp(min=0)] * present.unsqueeze(-1)
-        summed = gathered.sum(dim=1)
+        used = torch.unique(perturbations[present])
+        summed = self.control_mean.new_zeros((perturbations.shape[0], n_hidden))
+        if len(used):
+            embedded = self.perturbation_base(used)
+            position = torch.searchsorted(used, perturbations.clamp(min=0))
+            position = position.clamp(max=len(used) - 1)
+            summed = (embedded[position] * present.unsqueeze(-1)).sum(dim=1)
         perturbed = present.any(dim=1)
+        rows = summed[perturbed]
+        if null:
+            rows = torch.cat([rows, summed.new_zeros((1, n_hidden))])
         shift = torch.zeros_like(summed)
-        if perturbed.any():
-            rows = summed[perturbed]
+        if len(rows):
             if self.training and rows.shape[0] == 1:
                 # batch norm needs two rows in training; GEARS duplicates the single one too
                 fused = self.perturbation_fuse(rows.repeat(2, 1))[:1]
             else:
                 fused = self.perturbation_fuse(rows)
+            if null:
+                fused, fused_null = fused[:-1], fused[-1:]
             shift = shift.index_put((perturbed.nonzero().squeeze(1),), fused)
+            if null:
+                shift = torch.cat([shift, fused_null])
         return shift
 
-    @auto_move_data
-    def inference(self, perturbations: torch.Tensor) -> dict[str, torch.Tensor | None]:
-        """Predicted change ``delta`` (and ``logvar``) for each condition of a batch.
-
-        ``perturbations`` is a (conditions, max genes) tensor of perturbation-graph node indices,
-        padded with -1; a row of -1 is the control.
-        """
-        n_conditions = perturbations.shape[0]
-        genes = self.gene_base()  # (G, H)
-        shift = self._perturbation_shift(perturbations)  # (C, H)
+    def _decode(self, genes: torch.Tensor, shift: torch.Tensor):
+        """Gene-wise decoders and cross-gene layer: (conditions, genes) deltas, hidden states."""
+        n_conditions = shift.shape[0]
         hidden = genes.unsqueeze(0) + shift.unsqueeze(1)  # (C, G, H)
         hidden = torch.relu(self.perturbed_norm(hidden.reshape(-1, hidden.shape[-1])))
         decoded = self.shared_decoder(hidden).reshape(n_conditions, self.n_genes, -1)
@@ -181,9 +196,32 @@ class GEARSModule(BaseModuleClass):
             [per_gene.unsqueeze(-1), cross.unsqueeze(1).expand(-1, self.n_genes, -1)], dim=-1
         )
         delta = (combined * self.gene_weight_2).sum(-1) + self.gene_bias_2
+        return delta, hidden.reshape(n_conditions, self.n_genes, -1)
+
+    @auto_move_data
+    def inference(self, perturbations: torch.Tensor) -> dict[str, torch.Tensor | None]:
+        """Predicted change ``delta`` (and ``logvar``) for each condition of a batch.
+
+        ``perturbations`` is a (conditions, max genes) tensor of perturbation-graph node indices,
+        padded with -1; a row of -1 is the control. In ``residual`` mode a perturbed condition's
+        change is the mean training effect plus the network's output for it minus the network's
+        output for an empty perturbation embedding, so a gene the graph says nothing about is
+        predicted to have the mean effect.
+        """
+        n_conditions = perturbations.shape[0]
+        genes = self.gene_base()  # (G, H)
+        shift = self._perturbation_shift(perturbations, null=self.residual)
+        delta, hidden = self._decode(genes, shift)
+        if self.residual:
+            perturbed = (perturbations >= 0).any(dim=1, keepdim=True)
+            null = delta[-1:]
+            delta = delta[:n_conditions]
+            delta = torch.where(perturbed, self.mean_effect + delta - null, delta)
+        hidden = hidden[:n_conditions]
         logvar = None
         if self.uncertainty:
-            logvar = self.uncertainty_head(hidden).reshape(n_conditions, self.n_genes)
+            logvar = self.uncertainty_head(hidden.reshape(-1, hidden.shape[-1]))
+            logvar = logvar.reshape(n_conditions, self.n_genes)
         return {"delta": delta, "logvar": logvar}
 
     # ------------------------------------------------------------------------------------------

@@ -1,0 +1,245 @@
+"""GEARS in scvi-tools form: setup checks, training, prediction, embeddings, save/load."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import scgears as sg
+from scgears._conditions import condition_genes
+
+GEARS = sg.model.GEARS
+
+
+def _prepared(adata, *, seed=1, graph_genes=None):
+    sg.pp.register_perturbations(adata, "perturbation_name")
+    sg.pp.rank_perturbation_genes(adata)
+    sg.pp.split_perturbations(adata, kind="simulation", seed=seed)
+    sg.pp.coexpression_graph(adata)
+    sg.pp.perturbation_graph(adata, genes=graph_genes)
+    return adata
+
+
+@pytest.fixture(scope="module")
+def screen():
+    adata = sg.datasets.simulate_screen(
+        n_genes=150, n_perturbed_genes=12, n_doubles=12, n_cells_per_condition=20, seed=3
+    )
+    return _prepared(adata, graph_genes=["TP53"])
+
+
+@pytest.fixture(scope="module")
+def trained(screen):
+    adata = screen.copy()
+    GEARS.setup_anndata(adata)
+    torch.manual_seed(0)
+    model = GEARS(adata)
+    model.train(max_epochs=3, min_steps_per_epoch=5, enable_progress_bar=False)
+    return model
+
+
+# -------------------------------------------------------------------------------------------------
+# setup
+
+
+@pytest.mark.parametrize(
+    ("remove", "function"),
+    [
+        ("condition", "register_perturbations"),
+        ("split", "split_perturbations"),
+        ("de", "rank_perturbation_genes"),
+        ("coexpression", "coexpression_graph"),
+        ("graph", "perturbation_graph"),
+    ],
+)
+def test_setup_names_the_missing_pp_step(screen, remove, function):
+    adata = screen.copy()
+    if remove == "condition":
+        del adata.obs["scgears_condition"]
+    elif remove == "split":
+        del adata.obs["scgears_split"]
+    elif remove == "de":
+        del adata.uns["scgears_de"]
+    elif remove == "coexpression":
+        del adata.varp["scgears_coexpression"]
+    else:
+        del adata.uns["scgears_perturbation_graph"]
+    with pytest.raises((KeyError, ValueError), match=function):
+        GEARS.setup_anndata(adata)
+
+
+def test_repr_and_setup_view(screen, capsys):
+    adata = screen.copy()
+    GEARS.setup_anndata(adata)
+    model = GEARS(adata, n_hidden=16)
+    text = repr(model)
+    assert "150 genes" in text
+    assert "16 hidden" in text
+    assert "not trained" in text
+    model.view_anndata_setup()
+    assert "scgears_condition" in capsys.readouterr().out
+
+
+def test_training_genes_must_be_graph_nodes(screen):
+    adata = screen.copy()
+    graph = adata.uns["scgears_perturbation_graph"]
+    keep = np.array([g != "TP53" and g not in _genes(adata) for g in graph["genes"]])
+    graph["genes"] = graph["genes"][keep]
+    graph["graph"] = graph["graph"][keep][:, keep]
+    GEARS.setup_anndata(adata)
+    with pytest.raises(ValueError, match="perturbation_graph"):
+        GEARS(adata)
+
+
+def _genes(adata):
+    return {g for c in adata.obs["scgears_condition"].cat.categories for g in condition_genes(c)}
+
+
+# -------------------------------------------------------------------------------------------------
+# training
+
+
+def test_history_and_best_weights(trained):
+    history = trained.history
+    for key in ("train_loss", "validation_loss", "validation_mse_de"):
+        assert key in history
+        assert len(history[key]) == 3
+    plan = trained.trainer.lightning_module
+    best = int(np.argmin(history["validation_mse_de"].to_numpy(dtype=float).ravel()))
+    assert plan.best_epoch == best
+    state = trained.module.state_dict()
+    for name, value in plan._best_state.items():
+        assert torch.equal(state[name].cpu(), value.cpu())
+    assert trained.is_trained
+
+
+def test_training_is_reproducible(screen):
+    losses = []
+    for _ in range(2):
+        adata = screen.copy()
+        GEARS.setup_anndata(adata)
+        torch.manual_seed(0)
+        model = GEARS(adata, n_hidden=16)
+        model.train(max_epochs=2, min_steps_per_epoch=3, seed=5, enable_progress_bar=False)
+        losses.append(model.history["train_loss"].to_numpy(dtype=float).ravel())
+    np.testing.assert_allclose(losses[0], losses[1], rtol=1e-5)
+
+
+def test_split_without_validation_is_refused(screen):
+    adata = screen.copy()
+    adata.obs["scgears_split"] = adata.obs["scgears_split"].replace("val", "train")
+    GEARS.setup_anndata(adata)
+    model = GEARS(adata, n_hidden=16)
+    with pytest.raises(ValueError, match="no perturbed val condition"):
+        model.train(max_epochs=1)
+
+
+def test_train_size_cannot_be_set(trained):
+    with pytest.raises(ValueError, match="split_perturbations"):
+        trained.train(max_epochs=1, train_size=0.5)
+
+
+# -------------------------------------------------------------------------------------------------
+# prediction
+
+
+def test_predict_profiles(trained, screen):
+    singles = [c for c in screen.obs["scgears_condition"].cat.categories if "+" not in c]
+    gene = singles[1]
+    pred = trained.predict([[gene], "TP53", f"{gene}+TP53", ["TP53", gene, singles[2]]])
+    assert list(pred.obs_names) == [
+        gene,
+        "TP53",
+        "+".join(sorted([gene, "TP53"])),
+        "+".join(sorted([gene, "TP53", singles[2]])),
+    ]
+    assert pred.shape == (4, screen.n_vars)
+    assert list(pred.var_names) == list(screen.var_names)
+    np.testing.assert_allclose(
+        pred.X - pred.var["control_mean"].to_numpy(), pred.layers["delta"], atol=1e-6
+    )
+    assert pred.obs["n_genes"].tolist() == [1, 1, 2, 3]
+    # TP53 is an extra graph node never perturbed: predicted, and flagged
+    assert pred.obs.loc["TP53", "n_seen_genes"] == 0
+    assert pred.obs.loc["TP53", "unseen_genes"] == "TP53"
+    assert np.isfinite(pred.X).all()
+
+
+def test_predict_unknown_gene_says_how_to_fix(trained):
+    with pytest.raises(ValueError, match=r"NOTAGENE.*perturbation_graph\(adata, genes="):
+        trained.predict([["NOTAGENE"]])
+
+
+def test_delta_does_not_depend_on_batch_company(trained, screen):
+    conditions = list(screen.uns["scgears_split"]["conditions"]["test"])
+    together = trained.predict(conditions, batch_size=64)
+    alone = [trained.predict([c]).layers["delta"][0] for c in conditions[:3]]
+    np.testing.assert_allclose(together.layers["delta"][:3], np.array(alone), atol=1e-5)
+
+
+def test_uncertainty_layer(screen):
+    adata = screen.copy()
+    GEARS.setup_anndata(adata)
+    model = GEARS(adata, n_hidden=16, uncertainty=True)
+    model.train(max_epochs=1, min_steps_per_epoch=3, enable_progress_bar=False)
+    pred = model.predict(list(adata.uns["scgears_split"]["conditions"]["test"]))
+    assert "uncertainty" in pred.layers
+    assert (pred.layers["uncertainty"] > 0).all()
+    assert "gaussian_nll_train" in model.history
+
+
+def test_embeddings(trained, screen):
+    genes = trained.get_gene_embedding()
+    assert isinstance(genes, pd.DataFrame)
+    assert list(genes.index) == list(screen.var_names)
+    assert genes.shape[1] == 64
+    perturbations = trained.get_perturbation_embedding()
+    assert "TP53" in perturbations.index
+    assert perturbations.shape == (len(trained.perturbable_genes), 64)
+
+
+# -------------------------------------------------------------------------------------------------
+# save / load
+
+
+def test_save_load_round_trip(trained, screen, tmp_path):
+    conditions = [*screen.uns["scgears_split"]["conditions"]["test"], "TP53"]
+    before = trained.predict(conditions)
+    trained.save(tmp_path / "model", overwrite=True)
+
+    loaded = GEARS.load(tmp_path / "model", adata=screen.copy())
+    after = loaded.predict(conditions)
+    np.testing.assert_array_equal(before.X, after.X)
+    assert loaded.is_trained
+
+    # another AnnData with the same genes: graphs and vocabularies come from the saved model
+    other = sg.datasets.simulate_screen(
+        n_genes=150, n_perturbed_genes=12, n_doubles=12, n_cells_per_condition=10, seed=3
+    )
+    sg.pp.register_perturbations(other, "perturbation_name")
+    reloaded = GEARS.load(tmp_path / "model", adata=other)
+    np.testing.assert_array_equal(before.X, reloaded.predict(conditions).X)
+    assert "scgears_coexpression" not in other.varp  # nothing recomputed from data
+
+
+# -------------------------------------------------------------------------------------------------
+# data access
+
+
+def test_backed_training_matches_in_memory(screen, tmp_path):
+    path = tmp_path / "screen.h5ad"
+    screen.write_h5ad(path)
+    import anndata as ad
+
+    results = []
+    for backed in (None, "r"):
+        adata = ad.read_h5ad(path, backed=backed)
+        GEARS.setup_anndata(adata)
+        torch.manual_seed(0)
+        model = GEARS(adata, n_hidden=16)
+        model.train(max_epochs=2, min_steps_per_epoch=3, enable_progress_bar=False)
+        results.append(model.history["train_loss"].to_numpy(dtype=float).ravel())
+        assert adata.isbacked == (backed == "r")
+    np.testing.assert_allclose(results[0], results[1], rtol=1e-4)
