@@ -5,6 +5,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+# OpenMP threads that spin while waiting make torch up to 10x slower on a busy 2-core machine;
+# set before torch is imported by any test module
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 import anndata as ad
 import pytest
 

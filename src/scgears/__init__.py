@@ -7,7 +7,6 @@ without torch; ``sg.model`` (torch, scvi-tools, Lightning) is imported on first 
 from __future__ import annotations
 
 import importlib
-import logging
 from importlib.metadata import PackageNotFoundError, version
 
 from . import datasets, pl, pp, tl
@@ -16,8 +15,6 @@ try:
     __version__ = version("scgears")
 except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0"
-
-logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 __all__ = ["datasets", "model", "pl", "pp", "tl"]
 
