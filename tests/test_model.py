@@ -243,3 +243,84 @@ def test_backed_training_matches_in_memory(screen, tmp_path):
         results.append(model.history["train_loss"].to_numpy(dtype=float).ravel())
         assert adata.isbacked == (backed == "r")
     np.testing.assert_allclose(results[0], results[1], rtol=1e-4)
+
+
+# -------------------------------------------------------------------------------------------------
+# variants
+
+
+def test_variants_set_the_module(screen):
+    adata = screen.copy()
+    GEARS.setup_anndata(adata)
+    default = GEARS(adata, n_hidden=16)
+    assert default.module.residual
+    assert default.module.gamma == 0.0
+    assert default.module.perturbation_dropout == 0.5
+    assert "variant: scgears" in repr(default)
+    paper = GEARS(adata, n_hidden=16, variant="paper")
+    assert not paper.module.residual
+    assert paper.module.gamma == 2.0
+    assert paper.module.perturbation_dropout == 0.0
+    mixed = GEARS(adata, n_hidden=16, variant="paper", residual=True)
+    assert mixed.module.residual
+    assert mixed.module.gamma == 2.0
+    with pytest.raises(ValueError, match="variant"):
+        GEARS(adata, variant="fast")
+
+
+def test_residual_predictions_average_to_the_mean_effect(trained, screen):
+    split = screen.uns["scgears_split"]["conditions"]
+    train = [c for c in split["train"] if c != "ctrl"]
+    pred = trained.predict(train)
+    mean_effect = trained.module.mean_effect.numpy()
+    # the network's outputs are centred on the training perturbations
+    np.testing.assert_allclose(pred.layers["delta"].mean(0), mean_effect, atol=1e-4)
+    # and the mean effect is the measured one of the train and val perturbations
+    from scgears._profiles import measured_profiles
+
+    trainval = [*train, *split["val"]]
+    measured = measured_profiles(screen, trainval)
+    np.testing.assert_allclose(measured.layers["delta"].mean(0), mean_effect, atol=1e-4)
+
+
+def test_paper_variant_trains(screen):
+    adata = screen.copy()
+    GEARS.setup_anndata(adata)
+    model = GEARS(adata, n_hidden=16, variant="paper")
+    model.train(max_epochs=1, min_steps_per_epoch=3, enable_progress_bar=False)
+    pred = model.predict(list(adata.uns["scgears_split"]["conditions"]["test"]))
+    assert np.isfinite(pred.X).all()
+
+
+def test_held_out_planted_effect_direction_is_predicted():
+    adata = sg.datasets.simulate_screen(
+        n_genes=200, n_perturbed_genes=16, n_doubles=16, n_cells_per_condition=40, seed=11
+    )
+    sg.pp.register_perturbations(adata, "perturbation_name")
+    labels = list(adata.obs["scgears_condition"].cat.categories)
+    singles = {c for c in labels if "+" not in c and c != "ctrl"}
+    doubles = [c for c in labels if "+" in c and set(c.split("+")) <= singles]
+    held_out = doubles[:3]
+    sg.pp.rank_perturbation_genes(adata)
+    sg.pp.split_perturbations(
+        adata, kind="custom", test_conditions={"test": held_out, "val": doubles[3:5]}
+    )
+    sg.pp.coexpression_graph(adata)
+    sg.pp.perturbation_graph(adata, all_genes=False)
+    GEARS.setup_anndata(adata)
+    torch.manual_seed(0)
+    model = GEARS(adata)
+    model.train(max_epochs=8, enable_progress_bar=False)
+    pred = model.predict(held_out)
+    control = adata[adata.obs["scgears_condition"] == "ctrl"].X.mean(axis=0)
+    agree = []
+    for condition in held_out:
+        measured = adata[adata.obs["scgears_condition"] == condition].X.mean(axis=0) - control
+        measured = np.asarray(measured).ravel()
+        predicted = pred[condition].layers["delta"].ravel()
+        strongest = np.argsort(-np.abs(measured))[:10]
+        agree.append(np.sign(measured[strongest]) == np.sign(predicted[strongest]))
+    # the planted changes of the held-out doubles (never seen as doubles) move the predicted way
+    assert np.mean(agree) >= 0.8
+    table = sg.tl.evaluate(adata, pred, conditions=held_out)
+    assert table["pearson_delta_de"].mean() > 0.4

@@ -90,7 +90,7 @@ def test_go_weights_match_python_jaccard_on_norman(norman_registered, debian_go)
     perturbed = {
         g for c in adata.obs["scgears_condition"].cat.categories for g in condition_genes(c)
     }
-    sg.pp.perturbation_graph(adata)
+    sg.pp.perturbation_graph(adata, all_genes=False)
     result = adata.uns[KEY]
     nodes = sorted(perturbed | set(adata.var_names))
     assert list(result["genes"]) == nodes
@@ -108,7 +108,7 @@ def test_go_weights_match_python_jaccard_on_norman(norman_registered, debian_go)
 
 def test_go_top_k_and_threshold_parameters(norman_registered, debian_go):
     adata = norman_registered
-    sg.pp.perturbation_graph(adata, n_neighbors=3, threshold=0.3)
+    sg.pp.perturbation_graph(adata, all_genes=False, n_neighbors=3, threshold=0.3)
     nodes = list(adata.uns[KEY]["genes"])
     expected = _expected_top_k(debian_go, nodes, k=3, threshold=0.3)
     _assert_rows(adata, expected)
@@ -118,7 +118,7 @@ def test_go_top_k_and_threshold_parameters(norman_registered, debian_go):
 def test_go_isolated_genes_are_kept_listed_and_warned(norman_registered, caplog):
     adata = norman_registered
     with caplog.at_level(logging.WARNING, logger="scgears.pp._perturbation_graph"):
-        sg.pp.perturbation_graph(adata, genes=["NOTAGENE1"])
+        sg.pp.perturbation_graph(adata, all_genes=False, genes=["NOTAGENE1"])
     result = adata.uns[KEY]
     # IER5L (a Norman perturbation) has no GO annotation: GEARS drops it, scgears keeps it
     for gene in ("NOTAGENE1", "IER5L"):
@@ -139,7 +139,7 @@ def test_go_isolated_genes_are_kept_listed_and_warned(norman_registered, caplog)
 def test_go_alias_is_looked_up_under_the_current_symbol(caplog):
     adata = _screen(["MIDEAS", "GATA1"], conditions=("ctrl", "ELMSAN1"))
     with caplog.at_level(logging.INFO, logger="scgears.pp._perturbation_graph"):
-        sg.pp.perturbation_graph(adata)
+        sg.pp.perturbation_graph(adata, all_genes=False)
     frame = _dense(adata)
     # the node keeps the user's (old) name and has exactly MIDEAS's GO terms
     assert "ELMSAN1" in frame.index
@@ -152,17 +152,17 @@ def test_go_alias_is_looked_up_under_the_current_symbol(caplog):
 
 def test_extra_genes_become_nodes():
     adata = _screen(["GATA1"], conditions=("ctrl", "KLF1"))
-    sg.pp.perturbation_graph(adata, genes=["TAL1", "GATA1", "ZFPM1"])
+    sg.pp.perturbation_graph(adata, all_genes=False, genes=["TAL1", "GATA1", "ZFPM1"])
     assert list(adata.uns[KEY]["genes"]) == ["GATA1", "KLF1", "TAL1", "ZFPM1"]
-    sg.pp.perturbation_graph(adata, genes="TAL1")  # a single name is one gene
+    sg.pp.perturbation_graph(adata, all_genes=False, genes="TAL1")  # a single name is one gene
     assert list(adata.uns[KEY]["genes"]) == ["GATA1", "KLF1", "TAL1"]
-    sg.pp.perturbation_graph(adata, genes=pd.Index(["TAL1"]))
+    sg.pp.perturbation_graph(adata, all_genes=False, genes=pd.Index(["TAL1"]))
     assert list(adata.uns[KEY]["genes"]) == ["GATA1", "KLF1", "TAL1"]
 
 
 def test_go_graph_round_trips_through_h5ad(norman_registered, tmp_path):
     adata = norman_registered
-    sg.pp.perturbation_graph(adata, genes=["ELMSAN1"])
+    sg.pp.perturbation_graph(adata, all_genes=False, genes=["ELMSAN1"])
     adata.write_h5ad(tmp_path / "screen.h5ad")
     back = ad.read_h5ad(tmp_path / "screen.h5ad").uns[KEY]
     before = adata.uns[KEY]
@@ -176,7 +176,7 @@ def test_go_graph_round_trips_through_h5ad(norman_registered, tmp_path):
 
 def test_empty_isolated_round_trips(tmp_path):
     adata = _screen(["B"], conditions=("ctrl", "A"))
-    sg.pp.perturbation_graph(adata, source={"A": ["t"], "B": ["t"]})
+    sg.pp.perturbation_graph(adata, all_genes=False, source={"A": ["t"], "B": ["t"]})
     assert len(adata.uns[KEY]["isolated"]) == 0
     adata.write_h5ad(tmp_path / "s.h5ad")
     back = ad.read_h5ad(tmp_path / "s.h5ad").uns[KEY]
@@ -187,11 +187,11 @@ def test_empty_isolated_round_trips(tmp_path):
 def test_copy_leaves_the_input_untouched(norman_registered):
     adata = norman_registered
     uns_before = set(adata.uns)
-    out = sg.pp.perturbation_graph(adata, copy=True)
+    out = sg.pp.perturbation_graph(adata, all_genes=False, copy=True)
     assert KEY not in adata.uns
     assert set(adata.uns) == uns_before
     assert KEY in out.uns
-    assert sg.pp.perturbation_graph(adata) is None
+    assert sg.pp.perturbation_graph(adata, all_genes=False) is None
     assert KEY in adata.uns
 
 
@@ -207,7 +207,7 @@ def _terms_screen():
 
 def test_mapping_source_hand_computed():
     adata = _terms_screen()
-    sg.pp.perturbation_graph(adata, source=TERMS)
+    sg.pp.perturbation_graph(adata, all_genes=False, source=TERMS)
     expected = np.array(
         [[1, 1 / 3, 2 / 3, 0], [1 / 3, 1, 2 / 3, 0], [2 / 3, 2 / 3, 1, 0], [0, 0, 0, 1]]
     )
@@ -218,19 +218,19 @@ def test_mapping_source_hand_computed():
 
 def test_mapping_source_top_k_ties_and_threshold():
     adata = _terms_screen()
-    sg.pp.perturbation_graph(adata, source=TERMS, n_neighbors=1)
+    sg.pp.perturbation_graph(adata, all_genes=False, source=TERMS, n_neighbors=1)
     frame = _dense(adata)
     assert frame.loc["A"].to_dict() == {"A": 1, "B": 0, "C": pytest.approx(2 / 3), "D": 0}
     # C's two best (A and B, both 2/3) tie: the first gene in order wins
     assert frame.loc["C"].to_dict() == {"A": pytest.approx(2 / 3), "B": 0, "C": 1, "D": 0}
-    sg.pp.perturbation_graph(adata, source=TERMS, threshold=0.5)
+    sg.pp.perturbation_graph(adata, all_genes=False, source=TERMS, threshold=0.5)
     frame = _dense(adata)
     assert frame.loc["A", "B"] == 0
     assert frame.loc["B", "C"] == pytest.approx(2 / 3)
-    sg.pp.perturbation_graph(adata, source=TERMS, n_neighbors=0)
+    sg.pp.perturbation_graph(adata, all_genes=False, source=TERMS, n_neighbors=0)
     np.testing.assert_array_equal(_dense(adata).to_numpy(), np.eye(4))
     # a string value is one term, not a set of characters
-    sg.pp.perturbation_graph(adata, source={"A": "ab", "B": "ba"})
+    sg.pp.perturbation_graph(adata, all_genes=False, source={"A": "ab", "B": "ba"})
     assert _dense(adata).loc["A", "B"] == 0
 
 
@@ -244,11 +244,11 @@ def test_gmt_source_hand_computed(tmp_path, suffix):
     else:
         path.write_text(lines)
     adata = _terms_screen()
-    sg.pp.perturbation_graph(adata, source=path)
+    sg.pp.perturbation_graph(adata, all_genes=False, source=path)
     reference = _terms_screen()
-    sg.pp.perturbation_graph(reference, source=TERMS)
+    sg.pp.perturbation_graph(reference, all_genes=False, source=TERMS)
     np.testing.assert_array_equal(_dense(adata).to_numpy(), _dense(reference).to_numpy())
-    sg.pp.perturbation_graph(adata, source=str(path))  # a str path works too
+    sg.pp.perturbation_graph(adata, all_genes=False, source=str(path))  # a str path works too
     assert adata.uns[KEY]["source"] == f"GMT file sets{suffix}"
 
 
@@ -262,7 +262,7 @@ def test_gmt_source_real_msigdb_file(shared_data):
                 sets.setdefault(gene, set()).add(name)
     nodes = ["GATA1", "KLF1", "TAL1", "SPI1", "CEBPA", "CEBPE", "MAPK1", "MAP2K6", "ZFPM1"]
     adata = _screen(nodes, conditions=("ctrl", "KLF1"))
-    sg.pp.perturbation_graph(adata, source=path, n_neighbors=3)
+    sg.pp.perturbation_graph(adata, all_genes=False, source=path, n_neighbors=3)
     _assert_rows(adata, _expected_top_k(sets, sorted(nodes), k=3, threshold=0.1))
 
 
@@ -275,7 +275,7 @@ def test_edge_list_source_hand_computed(caplog):
         }
     )
     adata = _screen(["A", "B", "C"], conditions=("ctrl", "TF1", "TF2"))
-    sg.pp.perturbation_graph(adata, source=edges, threshold=0.1)
+    sg.pp.perturbation_graph(adata, all_genes=False, source=edges, threshold=0.1)
     frame = _dense(adata)
     # undirected, |weight|, the larger of A->TF1 (0.1) and TF1->A (0.5), C dropped (0.05 <= 0.1),
     # X is not a node
@@ -293,7 +293,7 @@ def test_edge_list_source_hand_computed(caplog):
     pd.testing.assert_frame_equal(frame, expected.astype(np.float32))
     assert list(adata.uns[KEY]["isolated"]) == ["C"]
     # top-1: A keeps TF2 (1.0 > 0.5); TF1 keeps B (2.0)
-    sg.pp.perturbation_graph(adata, source=edges, n_neighbors=1)
+    sg.pp.perturbation_graph(adata, all_genes=False, source=edges, n_neighbors=1)
     frame = _dense(adata)
     assert frame.loc["A"].to_dict() == {"A": 1, "B": 0, "C": 0, "TF1": 0, "TF2": 1}
     assert frame.loc["TF1"].to_dict() == {"A": 0, "B": 2, "C": 0, "TF1": 1, "TF2": 0}
@@ -302,7 +302,7 @@ def test_edge_list_source_hand_computed(caplog):
 def test_edge_list_without_weight_ignores_threshold():
     edges = pd.DataFrame({"source": ["TF1", "TF1"], "target": ["A", "B"]})
     adata = _screen(["A", "B"], conditions=("ctrl", "TF1"))
-    sg.pp.perturbation_graph(adata, source=edges, threshold=5.0, n_neighbors=1)
+    sg.pp.perturbation_graph(adata, all_genes=False, source=edges, threshold=5.0, n_neighbors=1)
     frame = _dense(adata)
     assert frame.loc["TF1"].to_dict() == {"A": 1, "B": 0, "TF1": 1}  # tie: first gene in order
     assert frame.loc["B", "TF1"] == 1
@@ -318,7 +318,7 @@ def test_collectri_edge_list_real_file(shared_data, norman_registered):
     )
     edges = collectri[["source", "target"]].assign(weight=sign)
     adata = norman_registered
-    sg.pp.perturbation_graph(adata, source=edges)
+    sg.pp.perturbation_graph(adata, all_genes=False, source=edges)
     frame = _dense(adata)
     nodes = list(frame.index)
     node_set = set(nodes)
@@ -341,22 +341,24 @@ def test_matrix_and_anndata_sources_hand_computed():
     matrix = np.array([[5.0, 0.2, -0.8], [0.0, 1.0, 0.3], [0.9, 0.0, 0.0]])
     names = ["A", "B", "Z"]  # Z is not a node; C is a node the matrix does not know
     adata = _screen(["B", "C"], conditions=("ctrl", "A"))
-    sg.pp.perturbation_graph(adata, source=(sp.csr_matrix(matrix), names), threshold=0.1)
+    sg.pp.perturbation_graph(
+        adata, all_genes=False, source=(sp.csr_matrix(matrix), names), threshold=0.1
+    )
     expected = np.array([[1, 0.2, 0], [0, 1, 0], [0, 0, 1]], dtype=np.float32)
     np.testing.assert_allclose(_dense(adata).to_numpy(), expected)  # direction kept
     # B only sends a message (to A): not isolated
     assert list(adata.uns[KEY]["isolated"]) == ["C"]
-    sg.pp.perturbation_graph(adata, source=(matrix, names), threshold=0.25)
+    sg.pp.perturbation_graph(adata, all_genes=False, source=(matrix, names), threshold=0.25)
     assert _dense(adata).loc["A", "B"] == 0
 
     knowledge = ad.AnnData(matrix, obs=pd.DataFrame(index=names), var=pd.DataFrame(index=names))
-    sg.pp.perturbation_graph(adata, source=knowledge)
+    sg.pp.perturbation_graph(adata, all_genes=False, source=knowledge)
     np.testing.assert_allclose(_dense(adata).to_numpy(), expected)
     assert "AnnData X" in adata.uns[KEY]["source"]
 
     cells = ad.AnnData(np.zeros((2, 3)), var=pd.DataFrame(index=names))
     cells.varp["net"] = matrix
-    sg.pp.perturbation_graph(adata, source=cells)
+    sg.pp.perturbation_graph(adata, all_genes=False, source=cells)
     np.testing.assert_allclose(_dense(adata).to_numpy(), expected)
     assert "varp['net']" in adata.uns[KEY]["source"]
 
@@ -367,25 +369,48 @@ def test_matrix_and_anndata_sources_hand_computed():
 def test_errors_name_the_problem(tmp_path):
     adata = _screen(["B"])
     with pytest.raises(ValueError, match=r"Unknown source 'kegg'.*\.gmt.*edge list"):
-        sg.pp.perturbation_graph(adata, source="kegg")
+        sg.pp.perturbation_graph(adata, all_genes=False, source="kegg")
     with pytest.raises(ValueError, match="Unknown source of type int"):
-        sg.pp.perturbation_graph(adata, source=3)
+        sg.pp.perturbation_graph(adata, all_genes=False, source=3)
     missing = tmp_path / "nope.gmt"
     with pytest.raises(FileNotFoundError, match=r"nope\.gmt"):
-        sg.pp.perturbation_graph(adata, source=missing)
+        sg.pp.perturbation_graph(adata, all_genes=False, source=missing)
     with pytest.raises(ValueError, match=r"lacks the column\(s\) \['target'\]"):
-        sg.pp.perturbation_graph(adata, source=pd.DataFrame({"source": ["A"], "tf": ["B"]}))
+        sg.pp.perturbation_graph(
+            adata, all_genes=False, source=pd.DataFrame({"source": ["A"], "tf": ["B"]})
+        )
     with pytest.raises(ValueError, match="must be square"):
-        sg.pp.perturbation_graph(adata, source=(np.zeros((2, 3)), ["A", "B"]))
+        sg.pp.perturbation_graph(adata, all_genes=False, source=(np.zeros((2, 3)), ["A", "B"]))
     with pytest.raises(ValueError, match="not unique"):
-        sg.pp.perturbation_graph(adata, source=(np.zeros((2, 2)), ["A", "A"]))
+        sg.pp.perturbation_graph(adata, all_genes=False, source=(np.zeros((2, 2)), ["A", "A"]))
     with pytest.raises(ValueError, match="no square X"):
-        sg.pp.perturbation_graph(adata, source=ad.AnnData(np.zeros((2, 3))))
+        sg.pp.perturbation_graph(adata, all_genes=False, source=ad.AnnData(np.zeros((2, 3))))
     with pytest.raises(ValueError, match="n_neighbors must be >= 0"):
-        sg.pp.perturbation_graph(adata, n_neighbors=-1)
+        sg.pp.perturbation_graph(adata, all_genes=False, n_neighbors=-1)
     with pytest.raises(ValueError, match="threshold"):
-        sg.pp.perturbation_graph(adata, threshold=-0.1)
+        sg.pp.perturbation_graph(adata, all_genes=False, threshold=-0.1)
     unregistered = ad.AnnData(np.zeros((2, 2)))
     with pytest.raises(KeyError, match="register_perturbations"):
-        sg.pp.perturbation_graph(unregistered)
+        sg.pp.perturbation_graph(unregistered, all_genes=False)
     assert KEY not in adata.uns
+
+
+def test_all_genes_default_covers_the_go_table(norman):
+    from scgears._resources import go_annotations
+
+    sg.pp.register_perturbations(norman, "condition")
+    sg.pp.perturbation_graph(norman)
+    graph = norman.uns["scgears_perturbation_graph"]
+    nodes = set(graph["genes"])
+    assert set(go_annotations()) <= nodes
+    assert set(norman.var_names) <= nodes
+    assert graph["params"]["all_genes"] is True
+    # KLF1's neighbours are now chosen among all annotated genes: weights are Jaccard indices
+    terms = go_annotations()
+    index = {g: i for i, g in enumerate(graph["genes"])}
+    row = graph["graph"][index["KLF1"]]
+    assert row.nnz == 21
+    for j, weight in zip(row.indices, row.data, strict=True):
+        other = graph["genes"][j]
+        a, b = terms["KLF1"], terms[other]
+        assert weight == pytest.approx(len(a & b) / len(a | b), abs=1e-6)

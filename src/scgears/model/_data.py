@@ -44,6 +44,11 @@ class TrainingData:
             groups = np.split(rows[order], bounds)
             self.cells[part] = {int(self.condition_codes[g[0]]): g for g in groups if len(g)}
 
+    def perturbed_nodes(self, part: str) -> np.ndarray:
+        """Node rows of the perturbed conditions with cells in ``part``."""
+        codes = sorted(c for c in self.cells[part] if c != self.control_code)
+        return self.condition_nodes[codes]
+
     def n_cells(self, part: str) -> int:
         """Number of cells in ``part`` (``"train"`` or ``"val"``)."""
         return int(sum(len(v) for v in self.cells[part].values()))

@@ -95,13 +95,14 @@ def check_graphs(adata: AnnData, *, coexpression_key: str, perturbation_graph_ke
 def training_means(
     adata: AnnData, conditions, split: np.ndarray, layer: str | None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Mean control expression and mean perturbation effect of the ``train`` conditions.
+    """Mean control expression and mean perturbation effect of the ``train`` and ``val`` conditions.
 
-    The mean effect is the unweighted mean over training perturbations of (condition mean minus
-    control mean): the "train mean" baseline's change, which ``residual`` models start from.
+    The mean effect is the unweighted mean over those perturbations of (condition mean minus
+    control mean): the "train mean" baseline's change, which ``residual`` models start from. Like
+    every statistic scgears fits, it never sees a test cell.
     """
     labels = pd.Index(conditions.categories)
-    codes = np.where(split == "train", np.asarray(conditions.codes), -1)
+    codes = np.where(np.isin(split, ("train", "val")), np.asarray(conditions.codes), -1)
     stats = group_stats(expression_matrix(adata, layer), codes, labels)
     control = stats.loc(CONTROL)
     if stats.n_cells[control] == 0:

@@ -56,6 +56,14 @@ class GEARSModule(BaseModuleClass):
         Scale (log-expression units) of the smooth direction term.
     gamma
         Autofocus exponent: the error is raised to the power ``2 + gamma`` (paper: 2).
+    perturbation_init
+        ``"normal"`` (paper) or ``"zeros"``: initial perturbation embeddings.
+    perturbation_dropout
+        In training, the probability of zeroing each node's own perturbation embedding before
+        the GO GNN, so that genes are predicted from their neighbours (paper: 0).
+    residual
+        Predict each perturbation's difference from the mean training effect (see
+        :meth:`inference`) instead of its change from control (paper: ``False``).
     """
 
     def __init__(
@@ -131,6 +139,7 @@ class GEARSModule(BaseModuleClass):
         # mean effect of the training perturbations, added to every perturbed condition's delta
         # when the network predicts the residual from it
         self.register_buffer("mean_effect", torch.zeros(n_genes))
+        self.register_buffer("perturbed_center", torch.zeros(n_genes))
 
     # ------------------------------------------------------------------------------------------
     # the network
@@ -151,12 +160,8 @@ class GEARSModule(BaseModuleClass):
             raw = raw * keep
         return self.perturbation_gnn(raw, nodes)
 
-    def _perturbation_shift(self, perturbations: torch.Tensor, *, null: bool) -> torch.Tensor:
-        """Fused perturbation embedding per condition, 0 for the control: (conditions, hidden).
-
-        With ``null``, one more row is returned: the fused embedding of an empty (all-zero)
-        perturbation embedding, the input of a perturbation the graph tells nothing about.
-        """
+    def _perturbation_shift(self, perturbations: torch.Tensor) -> torch.Tensor:
+        """Fused perturbation embedding per condition, 0 for the control: (conditions, hidden)."""
         n_hidden = self.perturbation_embedding.embedding_dim
         present = perturbations >= 0
         used = torch.unique(perturbations[present])
@@ -167,21 +172,15 @@ class GEARSModule(BaseModuleClass):
             position = position.clamp(max=len(used) - 1)
             summed = (embedded[position] * present.unsqueeze(-1)).sum(dim=1)
         perturbed = present.any(dim=1)
-        rows = summed[perturbed]
-        if null:
-            rows = torch.cat([rows, summed.new_zeros((1, n_hidden))])
         shift = torch.zeros_like(summed)
-        if len(rows):
+        if perturbed.any():
+            rows = summed[perturbed]
             if self.training and rows.shape[0] == 1:
                 # batch norm needs two rows in training; GEARS duplicates the single one too
                 fused = self.perturbation_fuse(rows.repeat(2, 1))[:1]
             else:
                 fused = self.perturbation_fuse(rows)
-            if null:
-                fused, fused_null = fused[:-1], fused[-1:]
             shift = shift.index_put((perturbed.nonzero().squeeze(1),), fused)
-            if null:
-                shift = torch.cat([shift, fused_null])
         return shift
 
     def _decode(self, genes: torch.Tensor, shift: torch.Tensor):
@@ -203,26 +202,51 @@ class GEARSModule(BaseModuleClass):
         """Predicted change ``delta`` (and ``logvar``) for each condition of a batch.
 
         ``perturbations`` is a (conditions, max genes) tensor of perturbation-graph node indices,
-        padded with -1; a row of -1 is the control. In ``residual`` mode a perturbed condition's
-        change is the mean training effect plus the network's output for it minus the network's
-        output for an empty perturbation embedding, so a gene the graph says nothing about is
-        predicted to have the mean effect.
+        padded with -1; a row of -1 is the control. In ``residual`` mode the network's outputs
+        for perturbed conditions are centred (on the batch's perturbed conditions in training, on
+        all training perturbations at prediction, see :meth:`update_center`) and added to the
+        measured mean training effect: the network only says how a perturbation differs from the
+        average one, and a perturbation it cannot tell apart is predicted to have the mean effect.
         """
         n_conditions = perturbations.shape[0]
         genes = self.gene_base()  # (G, H)
-        shift = self._perturbation_shift(perturbations, null=self.residual)
+        shift = self._perturbation_shift(perturbations)
         delta, hidden = self._decode(genes, shift)
         if self.residual:
-            perturbed = (perturbations >= 0).any(dim=1, keepdim=True)
-            null = delta[-1:]
-            delta = delta[:n_conditions]
-            delta = torch.where(perturbed, self.mean_effect + delta - null, delta)
-        hidden = hidden[:n_conditions]
+            perturbed = (perturbations >= 0).any(dim=1)
+            if self.training and perturbed.any():
+                center = delta[perturbed].mean(0)
+            else:
+                center = self.perturbed_center
+            centred = self.mean_effect + delta - center
+            delta = torch.where(perturbed.unsqueeze(1), centred, delta)
         logvar = None
         if self.uncertainty:
             logvar = self.uncertainty_head(hidden.reshape(-1, hidden.shape[-1]))
             logvar = logvar.reshape(n_conditions, self.n_genes)
         return {"delta": delta, "logvar": logvar}
+
+    @torch.inference_mode()
+    def update_center(self, perturbations: torch.Tensor, batch_size: int = 256) -> None:
+        """Store the mean network output over the training perturbations (``residual`` mode).
+
+        ``perturbations`` are the node rows of the training perturbed conditions. Run after the
+        weights change (the training plan does it before each validation and at the end).
+        """
+        if not self.residual or len(perturbations) == 0:
+            return
+        was_training = self.training
+        self.eval()
+        self.residual = False
+        try:
+            total = torch.zeros_like(self.perturbed_center)
+            for start in range(0, len(perturbations), batch_size):
+                rows = perturbations[start : start + batch_size].to(self.control_mean.device)
+                total += self.inference(rows)["delta"].sum(0)
+            self.perturbed_center.copy_(total / len(perturbations))
+        finally:
+            self.residual = True
+            self.train(was_training)
 
     # ------------------------------------------------------------------------------------------
     # scvi-tools module interface

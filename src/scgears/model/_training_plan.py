@@ -60,7 +60,7 @@ class GEARSTrainingPlan(TrainingPlan):
         lr: float = 1e-3,
         weight_decay: float = 5e-4,
         lr_step_size: int = 1,
-        lr_gamma: float = 0.5,
+        lr_gamma: float = 0.9,
         **kwargs,
     ):
         super().__init__(
@@ -100,7 +100,15 @@ class GEARSTrainingPlan(TrainingPlan):
         self._log_extra(loss_output, "train", n_cells)
         return loss_output.loss
 
+    def _update_center(self) -> None:
+        """Recompute the residual model's centre for the current weights (no-op otherwise)."""
+        datamodule = getattr(self.trainer, "datamodule", None)
+        data = getattr(datamodule, "data", None)
+        if data is not None and getattr(self.module, "residual", False):
+            self.module.update_center(torch.from_numpy(data.perturbed_nodes("train")))
+
     def on_validation_epoch_start(self) -> None:
+        self._update_center()
         self._val_sum = torch.zeros((), device=self.device)
         self._val_count = torch.zeros((), device=self.device)
 
@@ -136,7 +144,10 @@ class GEARSTrainingPlan(TrainingPlan):
             self._best_state = {k: v.detach().clone() for k, v in self.module.state_dict().items()}
 
     def on_train_end(self) -> None:
-        if self._best_state is not None:
+        if self._best_state is None:
+            self._update_center()
+        else:
+            # the best state holds the centre computed for its weights
             self.module.load_state_dict(self._best_state)
             logger.info(
                 "Restored the weights of epoch %d (best validation mse_de %.4g).",

@@ -26,7 +26,14 @@ METRICS = (
     "frac_opposite_direction_top20_non_dropout",
 )
 #: Order of the subgroups in tables: the split's test subgroups, then the other sets.
-SUBGROUP_ORDER = (*SUBGROUPS, "seen_single", "val", "train", "all")
+SUBGROUP_ORDER = (
+    *SUBGROUPS,
+    *(f"combo_seen{k}" for k in range(3, 10)),
+    "seen_single",
+    "val",
+    "train",
+    "all",
+)
 
 
 def evaluate(
