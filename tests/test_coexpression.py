@@ -155,6 +155,31 @@ def test_sparse_dense_and_backed_agree(tmp_path):
         np.testing.assert_allclose(graph.data, graphs[0].data, atol=1e-6)
 
 
+def test_copy_of_backed_data_is_refused_before_work(tmp_path, monkeypatch):
+    adata = screen()
+    sg.pp.register_perturbations(adata, "p", control="ctrl")
+    sg.pp.split_perturbations(adata, kind="custom", test_conditions=["D", "C+D"])
+    adata.write_h5ad(tmp_path / "screen.h5ad")
+    backed = ad.read_h5ad(tmp_path / "screen.h5ad", backed="r")
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("the graph was computed before the copy was refused")
+
+    monkeypatch.setattr(_coexpression, "_correlation_graph", must_not_run)
+    functions = {
+        "coexpression_graph": lambda: sg.pp.coexpression_graph(backed, copy=True),
+        "register_perturbations": lambda: sg.pp.register_perturbations(backed, "p", copy=True),
+        "rank_perturbation_genes": lambda: sg.pp.rank_perturbation_genes(backed, copy=True),
+        "split_perturbations": lambda: sg.pp.split_perturbations(backed, copy=True),
+        "perturbation_graph": lambda: sg.pp.perturbation_graph(backed, copy=True),
+    }
+    for name, call in functions.items():
+        with pytest.raises(ValueError, match=rf"{name}\(copy=True\) cannot copy .* backed"):
+            call()
+    assert KEY not in backed.varp
+    backed.file.close()
+
+
 def test_chunked_accumulation_matches(monkeypatch):
     # small cell chunks and gene blocks exercise the paths a 20,000-gene screen takes
     adata = screen(n_genes=23)

@@ -251,6 +251,12 @@ def test_argument_errors():
         sg.pp.split_perturbations(adata, kind="custom")
     with pytest.raises(ValueError, match=r"not found in the data: \['NOPE'\]"):
         sg.pp.split_perturbations(adata, kind="custom", test_conditions=["G00", "NOPE"])
+    with pytest.raises(ValueError, match="control condition 'ctrl' is among the test"):
+        sg.pp.split_perturbations(adata, kind="custom", test_conditions=["G00", "ctrl"])
+    with pytest.raises(ValueError, match="control condition 'ctrl' is among the val"):
+        sg.pp.split_perturbations(
+            adata, kind="custom", test_conditions={"test": ["G00"], "val": ["ctrl"]}
+        )
     with pytest.raises(ValueError, match="only accepted with kind='custom'"):
         sg.pp.split_perturbations(adata, kind="simulation", test_conditions={"test": ["G00"]})
     with pytest.raises(ValueError, match=r"both the 'test' and 'val' lists: \['G01'\]"):

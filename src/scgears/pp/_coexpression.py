@@ -10,6 +10,7 @@ from anndata import AnnData
 
 from .._conditions import n_genes as condition_size
 from .._constants import COEXPRESSION_KEY, CONDITION_KEY, SPLIT_KEY
+from .._copy import check_copy
 from .._matrix import expression_matrix, iter_row_chunks
 from ._utils import get_conditions, get_split
 
@@ -76,6 +77,7 @@ def coexpression_graph(
     >>> adata.varp["scgears_coexpression"].shape
     (200, 200)
     """
+    check_copy(adata, copy, "coexpression_graph")
     if n_neighbors < 0:
         raise ValueError(f"n_neighbors must be >= 0, got {n_neighbors}.")
     if not 0 <= threshold < 1:

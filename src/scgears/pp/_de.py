@@ -9,6 +9,7 @@ import pandas as pd
 from anndata import AnnData
 
 from .._constants import CONDITION_KEY, CONTROL, DE_KEY
+from .._copy import check_copy
 from .._matrix import expression_matrix, group_stats
 from ._utils import get_conditions
 
@@ -71,6 +72,7 @@ def rank_perturbation_genes(
     >>> len(next(iter(de.values())))
     20
     """
+    check_copy(adata, copy, "rank_perturbation_genes")
     if n_genes < 1:
         raise ValueError(f"n_genes must be at least 1, got {n_genes}.")
     conditions = get_conditions(adata, condition_key)

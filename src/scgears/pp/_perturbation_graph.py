@@ -22,6 +22,7 @@ from anndata import AnnData
 
 from .._conditions import condition_genes
 from .._constants import CONDITION_KEY, PERTURBATION_GRAPH_KEY
+from .._copy import check_copy
 from .._resources import GO_SOURCE, gene_aliases, go_annotations
 from ._utils import get_conditions
 
@@ -164,6 +165,7 @@ def perturbation_graph(
     >>> graph["graph"].diagonal().tolist()
     [1.0, 1.0, 1.0, 1.0, 1.0]
     """
+    check_copy(adata, copy, "perturbation_graph")
     if isinstance(n_neighbors, bool) or not isinstance(n_neighbors, int | np.integer):
         raise TypeError(f"n_neighbors must be an integer, got {n_neighbors!r}.")
     if n_neighbors < 0:

@@ -12,6 +12,7 @@ from anndata import AnnData
 
 from .._conditions import condition_label
 from .._constants import CONDITION_KEY, CONTROL
+from .._copy import check_copy
 
 logger = logging.getLogger(__name__)
 
@@ -97,6 +98,7 @@ def register_perturbations(
     >>> adata.obs["scgears_condition"].cat.categories[:3].tolist()  # doctest: +SKIP
     ['ctrl', ...]
     """
+    check_copy(adata, copy, "register_perturbations")
     if _is_mudata(adata):
         return _register_from_guides(
             adata,

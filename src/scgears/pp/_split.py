@@ -12,6 +12,7 @@ from anndata import AnnData
 
 from .._conditions import as_condition, condition_genes
 from .._constants import CONDITION_KEY, CONTROL, SPLIT_KEY
+from .._copy import check_copy
 from ._utils import get_conditions
 
 logger = logging.getLogger(__name__)
@@ -75,7 +76,9 @@ def split_perturbations(
         optionally ``"val"`` lists; the remaining conditions are trained on.
 
     For the other kinds, ``test_conditions`` forces conditions into test: for ``"combo_seen2"``
-    those combinations, for the gene-based kinds every gene of those conditions becomes a test gene.
+    exactly those combinations (instead of a random draw); for the gene-based kinds every gene of
+    those conditions becomes a test gene, in addition to the test genes drawn at random from the
+    other genes (with ``seed``).
 
     The validation set is drawn from the training conditions by the same rule (GEARS' fractions
     0.9 / 0.9 for the simulation kinds, 10% otherwise). Each test condition is then put in a
@@ -118,6 +121,7 @@ def split_perturbations(
     >>> sorted(adata.obs["scgears_split"].unique())
     ['test', 'train', 'val']
     """
+    check_copy(adata, copy, "split_perturbations")
     if kind not in _KINDS:
         raise ValueError(f"Unknown split kind {kind!r}; choose one of {', '.join(_KINDS)}.")
     for name, value in (
@@ -205,6 +209,11 @@ def _canonical_list(values, present: list[str], what: str) -> set[str]:
     if isinstance(values, str):
         values = [values]
     canonical = {as_condition(v) for v in values}
+    if CONTROL in canonical:
+        raise ValueError(
+            f"The control condition {CONTROL!r} is among the {what} conditions; the control always "
+            "stays in train (every prediction is a change from it). Remove it from the list."
+        )
     unknown = sorted(canonical - set(present))
     if unknown:
         raise ValueError(
