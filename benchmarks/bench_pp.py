@@ -21,13 +21,12 @@ import argparse
 import os
 import sys
 
+from _setup import add_screen_arguments
+
 
 def _parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--genes", type=int, default=5000)
-    parser.add_argument("--perturbed-genes", type=int, default=105)
-    parser.add_argument("--doubles", type=int, default=130)
-    parser.add_argument("--cells-per-condition", type=int, default=420)
+    add_screen_arguments(parser)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2, help="BLAS/OpenMP threads")
     parser.add_argument(

@@ -206,8 +206,6 @@ def test_norman_default_genes_avoid_the_breakdown(norman_registered):
 
 
 def test_simulated_screen_planted_subtypes_are_called():
-    if not hasattr(sg.datasets, "simulate_screen"):
-        pytest.skip("sg.datasets.simulate_screen is not available yet")
     adata = sg.datasets.simulate_screen(seed=0)
     sg.pp.register_perturbations(adata, "perturbation_name")
     planted = adata.uns["simulation"]["gi"]["subtype"]
