@@ -69,7 +69,8 @@ class ConditionBatches(IterableDataset):
     it takes to make ``min_steps`` steps: small screens would otherwise get too few optimiser
     steps to learn anything in a few epochs. Validation (``shuffle=False``):
     whole conditions, in a fixed order, with a fixed pairing. Under distributed training each
-    process takes every ``world_size``-th batch (the same number on every process).
+    process takes every ``world_size``-th training batch (the same number on every process) and
+    all validation batches.
     """
 
     def __init__(
@@ -133,12 +134,14 @@ class ConditionBatches(IterableDataset):
             rng = np.random.default_rng([self.seed, self.epoch])
             batches = self._plan(rng)
             rank, world = _world()
-            if world > 1:
+            # Validation is not sharded: every process scores all validation conditions (cheap),
+            # so the metric reduced over processes is the plain mean, however few they are.
+            if world > 1 and self.shuffle:
                 n_each = len(batches) // world
                 if n_each == 0:
                     raise ValueError(
-                        f"{len(batches)} batches cannot be shared by {world} processes: lower "
-                        "batch_size or use fewer devices."
+                        f"{len(batches)} training batches cannot be shared by {world} processes: "
+                        "lower batch_size, raise min_steps_per_epoch or use fewer devices."
                     )
                 batches = batches[rank : n_each * world : world]
             self._planned = (self.epoch, batches)
