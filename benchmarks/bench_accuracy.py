@@ -120,14 +120,23 @@ def main(argv=None) -> None:
                 f"seed {seed}: reference trained and predicted in {ref_seconds:.0f} s; "
                 f"not predictable (no-change used): {list(missing) or 'none'}"
             )
-        table = sg.tl.evaluate(adata, predictions)
+        # each method on the conditions it predicts (additive: those with both singles trained)
+        table = pd.concat(
+            [
+                sg.tl.evaluate(adata, {name: pred}, conditions=list(pred.obs_names))
+                for name, pred in predictions.items()
+            ],
+            ignore_index=True,
+        )
         table["seed"] = seed
+        table.to_csv(args.out / f"per_condition_seed{seed}.csv", index=False)
         tables.append(table)
     table = pd.concat(tables, ignore_index=True)
     table.to_csv(args.out / "per_condition.csv", index=False)
 
     print("\n".join(notes))
     per_seed = table.groupby(["method", "seed"])[METRICS].mean().groupby("method").mean()
+    per_seed["conditions_per_seed"] = table.groupby("method").size() / len(args.seeds)
     print("\n## Overall (mean over test conditions, then over seeds)\n")
     print(per_seed.round(4).to_markdown())
     for metric in METRICS[:2]:
