@@ -186,13 +186,16 @@ def run_reference(
     condition_key: str = CONDITION_KEY,
     split_key: str = SPLIT_KEY,
     layer: str | None = None,
+    reuse: bool = False,
 ) -> dict:
     """Convert ``adata``, run ``run_reference.py`` in the reference environment, return its JSON.
 
     ``workdir`` keeps inputs, logs (``reference.log``) and outputs; a temporary folder is used (and
     removed) when it is None, in which case ``mode="train"`` results are loaded before removal
     (key ``"prediction_arrays"``). ``go_cache`` is where the GO files are built once and reused
-    (default ``~/.cache/scgears_reference/go``).
+    (default ``~/.cache/scgears_reference/go``). With ``reuse``, a ``mode="train"`` run already
+    in ``workdir`` with the same split, epochs, seed, batch size, learning rate and hidden size is
+    read instead of trained again (the reference's training is deterministic for these).
     """
     if mode not in ("throughput", "train"):
         raise ValueError(f"mode must be 'throughput' or 'train', got {mode!r}.")
@@ -200,6 +203,12 @@ def run_reference(
     go_cache = Path(go_cache or Path.home() / ".cache" / "scgears_reference" / "go")
     with tempfile.TemporaryDirectory(prefix="scgears_reference_") as tmp:
         work = Path(workdir) if workdir is not None else Path(tmp)
+        wanted = {"epochs": epochs, "seed": seed, "batch_size": batch_size, "lr": lr,
+                  "hidden_size": hidden_size}  # fmt: skip
+        if reuse and mode == "train" and workdir is not None:
+            previous = _previous_run(adata, work, wanted, condition_key, split_key, layer)
+            if previous is not None:
+                return previous
         h5ad, split, info = write_inputs(
             adata, work, condition_key=condition_key, split_key=split_key, layer=layer
         )
@@ -235,6 +244,27 @@ def run_reference(
         if mode == "train":
             with np.load(work / "prediction.npz") as arrays:
                 result["prediction_arrays"] = {key: arrays[key] for key in arrays.files}
+    return result
+
+
+def _previous_run(adata, work: Path, wanted: dict, condition_key, split_key, layer) -> dict | None:
+    """The result of an earlier ``train`` run in ``work`` with the same inputs, or None."""
+    files = [work / name for name in ("result.json", "prediction.npz", "reference_split.pkl")]
+    if not all(f.exists() for f in files):
+        return None
+    result = json.loads(files[0].read_text())
+    params = result.get("params", {})
+    if result.get("mode") != "train" or any(params.get(k) != v for k, v in wanted.items()):
+        return None
+    _, split, _ = to_gears_format(
+        adata, condition_key=condition_key, split_key=split_key, layer=layer
+    )
+    with open(files[2], "rb") as handle:
+        if pickle.load(handle) != split:
+            return None
+    logger.info("Reusing the reference run in %s.", work)
+    with np.load(files[1]) as arrays:
+        result["prediction_arrays"] = {key: arrays[key] for key in arrays.files}
     return result
 
 

@@ -34,6 +34,12 @@ def _parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--no-reference", action="store_true")
+    parser.add_argument(
+        "--reuse-reference",
+        action="store_true",
+        help="read the reference's earlier run in --out for a seed when its split and settings "
+        "are the same, instead of training it again",
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=HERE / "results" / "accuracy")
     return parser.parse_args(argv)
@@ -81,12 +87,18 @@ def _scgears(adata, seed: int, epochs: int):
     return model.predict(test), seconds, model.trainer.lightning_module.best_epoch
 
 
-def _reference(adata, seed: int, epochs: int, threads: int, workdir: Path):
+def _reference(adata, seed: int, epochs: int, threads: int, workdir: Path, reuse: bool):
     from _reference import reference_predict
 
     start = time.perf_counter()
     pred = reference_predict(
-        adata, epochs=epochs, seed=seed, threads=threads, missing="control", workdir=workdir
+        adata,
+        epochs=epochs,
+        seed=seed,
+        threads=threads,
+        missing="control",
+        workdir=workdir,
+        reuse=reuse,
     )
     return pred, time.perf_counter() - start
 
@@ -112,12 +124,18 @@ def main(argv=None) -> None:
         )
         if not args.no_reference:
             pred, ref_seconds = _reference(
-                adata, seed, args.epochs, args.threads, args.out / f"reference_seed{seed}"
+                adata,
+                seed,
+                args.epochs,
+                args.threads,
+                args.out / f"reference_seed{seed}",
+                args.reuse_reference,
             )
             predictions["reference GEARS"] = pred
             missing = pred.uns["scgears_profile"].get("not_predicted", [])
             notes.append(
-                f"seed {seed}: reference trained and predicted in {ref_seconds:.0f} s; "
+                f"seed {seed}: reference trained and predicted in "
+                f"{pred.uns['scgears_profile']['timings'].get('total_s', ref_seconds):.0f} s; "
                 f"not predictable (no-change used): {list(missing) or 'none'}"
             )
         # each method on the conditions it predicts (additive: those with both singles trained)

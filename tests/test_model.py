@@ -101,7 +101,7 @@ def _genes(adata):
 # training
 
 
-def test_history_and_best_weights(trained):
+def test_history_and_kept_weights(trained):
     history = trained.history
     for key in ("train_loss", "validation_loss", "validation_mse_de"):
         assert key in history
@@ -109,10 +109,55 @@ def test_history_and_best_weights(trained):
     plan = trained.trainer.lightning_module
     best = int(np.argmin(history["validation_mse_de"].to_numpy(dtype=float).ravel()))
     assert plan.best_epoch == best
+    # keep="last" (default): the final moving average of the weights, with its own centre
     state = trained.module.state_dict()
-    for name, value in plan._best_state.items():
-        assert torch.equal(state[name].cpu(), value.cpu())
+    for name, value in plan._ema_state.items():
+        if name != "perturbed_center":
+            assert torch.equal(state[name].cpu(), value.cpu()), name
     assert trained.is_trained
+
+
+@pytest.mark.parametrize(("ema_decay", "keep"), [(None, "best"), (0.9, "best"), (None, "last")])
+def test_kept_weights_follow_keep_and_ema(screen, ema_decay, keep):
+    adata = screen.copy()
+    GEARS.setup_anndata(adata)
+    torch.manual_seed(0)
+    model = GEARS(adata, n_hidden=16)
+    raw = {}
+
+    class RawWeights(__import__("lightning").pytorch.Callback):
+        def on_train_epoch_end(self, trainer, pl_module):
+            raw.update({k: v.clone() for k, v in pl_module.module.state_dict().items()})
+
+    model.train(
+        max_epochs=3,
+        min_steps_per_epoch=3,
+        ema_decay=ema_decay,
+        keep=keep,
+        enable_progress_bar=False,
+        callbacks=[RawWeights()],
+    )
+    plan = model.trainer.lightning_module
+    state = model.module.state_dict()
+    # keep="last" without averaging: the raw weights of the last epoch
+    expected = plan._best_state if keep == "best" else raw
+    for name, value in expected.items():
+        if name != "perturbed_center":
+            assert torch.equal(state[name], value), name
+    if ema_decay is not None:
+        # validation scored the averaged weights, not the raw ones
+        weight = "gene_weight_1"
+        assert not torch.equal(plan._ema_state[weight], raw[weight])
+
+
+def test_training_options_are_checked(screen):
+    adata = screen.copy()
+    GEARS.setup_anndata(adata)
+    model = GEARS(adata, n_hidden=16)
+    with pytest.raises(ValueError, match="keep must be 'last' or 'best'"):
+        model.train(max_epochs=1, keep="first")
+    with pytest.raises(ValueError, match=r"ema_decay must be in \[0, 1\)"):
+        model.train(max_epochs=1, ema_decay=1.0)
 
 
 def test_training_is_reproducible(screen):

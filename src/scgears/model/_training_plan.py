@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Literal
 
 import torch
 from scvi.train import TrainingPlan
@@ -32,12 +33,14 @@ def condition_mse_de(batch: dict[str, torch.Tensor], delta: torch.Tensor) -> tor
 
 
 class GEARSTrainingPlan(TrainingPlan):
-    """Adam with weight decay, step learning-rate decay and best-validation-``mse_de`` weights.
+    """Adam with weight decay, step learning-rate decay, averaged weights and validation.
 
     After every validation epoch the mean ``mse_de`` over the validation conditions is logged as
-    ``validation_mse_de``; the weights of the best epoch are kept in memory and restored when
-    training ends, as GEARS selects its model. Gradient clipping is set on the trainer by
-    :meth:`~scgears.model.GEARS.train`.
+    ``validation_mse_de``, and the best epoch's weights are kept in memory. With ``keep="best"``
+    they are restored when training ends, as GEARS selects its model; with ``keep="last"`` (the
+    default) the final moving average of the weights is kept, because a validation set of a
+    few conditions ranks epochs by noise (see :meth:`~scgears.model.GEARS.train`). Gradient
+    clipping is set on the trainer by :meth:`~scgears.model.GEARS.train`.
 
     Parameters
     ----------
@@ -51,6 +54,17 @@ class GEARSTrainingPlan(TrainingPlan):
         Epochs between learning-rate decays.
     lr_gamma
         Factor of each decay (GEARS halves the rate every epoch).
+    ema_decay
+        Decay of an exponential moving average of the weights (and batch-norm statistics),
+        updated after every optimiser step; validation scores the averaged weights and the best
+        of them are kept. On small screens the raw weights swing from epoch to epoch by more than
+        the differences between epochs, so the best-validation choice among them is luck; the
+        average changes smoothly. ``None`` scores the raw weights, as GEARS does.
+    keep
+        Which weights the model keeps when training ends: ``"last"``, those of the last epoch
+        (the moving average when ``ema_decay`` is set), or ``"best"``, those of the epoch with
+        the lowest ``validation_mse_de`` (GEARS' selection). Validation runs and is logged every
+        epoch either way, and ``best_epoch`` is recorded.
     """
 
     def __init__(
@@ -61,6 +75,8 @@ class GEARSTrainingPlan(TrainingPlan):
         weight_decay: float = 5e-4,
         lr_step_size: int = 1,
         lr_gamma: float = 0.9,
+        ema_decay: float | None = 0.99,
+        keep: Literal["last", "best"] = "last",
         **kwargs,
     ):
         super().__init__(
@@ -73,6 +89,14 @@ class GEARSTrainingPlan(TrainingPlan):
         self._best_state: dict[str, torch.Tensor] | None = None
         self._val_sum = torch.zeros(())
         self._val_count = torch.zeros(())
+        if ema_decay is not None and not 0.0 <= ema_decay < 1.0:
+            raise ValueError(f"ema_decay must be in [0, 1) or None, got {ema_decay}.")
+        if keep not in ("last", "best"):
+            raise ValueError(f"keep must be 'last' or 'best', got {keep!r}.")
+        self.keep = keep
+        self.ema_decay = ema_decay
+        self._ema_state: dict[str, torch.Tensor] | None = None
+        self._raw_state: dict[str, torch.Tensor] | None = None
 
     def _log_extra(self, loss_output, mode: str, batch_size: int) -> None:
         for name, value in loss_output.extra_metrics.items():
@@ -100,6 +124,32 @@ class GEARSTrainingPlan(TrainingPlan):
         self._log_extra(loss_output, "train", n_cells)
         return loss_output.loss
 
+    def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
+        if self.ema_decay is None:
+            return
+        with torch.no_grad():
+            state = self.module.state_dict()
+            if self._ema_state is None:
+                self._ema_state = {k: v.detach().clone() for k, v in state.items()}
+                return
+            for key, value in state.items():
+                average = self._ema_state[key]
+                if average.is_floating_point():
+                    average.lerp_(value.detach(), 1.0 - self.ema_decay)
+                else:  # counters such as batch norm's num_batches_tracked
+                    average.copy_(value)
+
+    def _swap_in_average(self) -> None:
+        """Score the averaged weights; the raw ones are put back after validation."""
+        if self._ema_state is not None and self._raw_state is None:
+            self._raw_state = {k: v.detach().clone() for k, v in self.module.state_dict().items()}
+            self.module.load_state_dict(self._ema_state)
+
+    def _swap_out_average(self) -> None:
+        if self._raw_state is not None:
+            self.module.load_state_dict(self._raw_state)
+            self._raw_state = None
+
     def _update_center(self) -> None:
         """Recompute the residual model's centre for the current weights (no-op otherwise)."""
         datamodule = getattr(self.trainer, "datamodule", None)
@@ -108,6 +158,8 @@ class GEARSTrainingPlan(TrainingPlan):
             self.module.update_center(torch.from_numpy(data.perturbed_nodes("train")))
 
     def on_validation_epoch_start(self) -> None:
+        if not self.trainer.sanity_checking:
+            self._swap_in_average()
         self._update_center()
         self._val_sum = torch.zeros((), device=self.device)
         self._val_count = torch.zeros((), device=self.device)
@@ -132,20 +184,29 @@ class GEARSTrainingPlan(TrainingPlan):
     def on_validation_epoch_end(self) -> None:
         total = self.trainer.strategy.reduce(self._val_sum, reduce_op="sum")
         count = self.trainer.strategy.reduce(self._val_count, reduce_op="sum")
-        if count <= 0:
-            return
-        mse_de = (total / count).detach()
-        self.log("validation_mse_de", mse_de, prog_bar=True)
-        if self.trainer.sanity_checking:
-            return
-        if float(mse_de) < self.best_mse_de:
-            self.best_mse_de = float(mse_de)
-            self.best_epoch = int(self.current_epoch)
-            self._best_state = {k: v.detach().clone() for k, v in self.module.state_dict().items()}
+        if count > 0:
+            mse_de = (total / count).detach()
+            self.log("validation_mse_de", mse_de, prog_bar=True)
+            if not self.trainer.sanity_checking and float(mse_de) < self.best_mse_de:
+                self.best_mse_de = float(mse_de)
+                self.best_epoch = int(self.current_epoch)
+                self._best_state = {
+                    k: v.detach().clone() for k, v in self.module.state_dict().items()
+                }
+        self._swap_out_average()
 
     def on_train_end(self) -> None:
-        if self._best_state is None:
+        if self.keep == "last" or self._best_state is None:
+            if self._ema_state is not None:
+                self.module.load_state_dict(self._ema_state)
             self._update_center()
+            if self.best_epoch is not None:
+                logger.info(
+                    "Kept the last epoch's weights (best validation mse_de %.4g at epoch %d; "
+                    "keep='best' restores that epoch).",
+                    self.best_mse_de,
+                    self.best_epoch + 1,
+                )
         else:
             # the best state holds the centre computed for its weights
             self.module.load_state_dict(self._best_state)
