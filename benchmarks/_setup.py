@@ -1,4 +1,4 @@
-"""What the model benchmarks share: a quiet, thread-limited torch and the real Norman subset."""
+"""What the benchmark scripts share: screen-size arguments, a quiet torch, the Norman subset."""
 
 from __future__ import annotations
 

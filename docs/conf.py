@@ -71,6 +71,8 @@ source_suffix = {".rst": "restructuredtext", ".md": "myst-nb", ".ipynb": "myst-n
 master_doc = "index"
 exclude_patterns = [
     "_build",
+    # myst-nb writes the notebooks it renders beside the build folder; not pages of their own
+    "jupyter_execute",
     "**.ipynb_checkpoints",
     "Thumbs.db",
     ".DS_Store",

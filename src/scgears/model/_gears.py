@@ -300,9 +300,8 @@ class GEARS(UnsupervisedTrainingMixin, BaseModelClass):
         random training control cell (seeded by ``seed`` and the epoch). After every epoch the
         validation ``mse_de`` is computed and logged in ``model.history``; the model keeps the
         last epoch's weights, or the best epoch's with ``keep="best"`` (GEARS' model
-        selection). Adam with weight decay, gradient
-        values clipped at 1, and the learning rate multiplied by ``lr_gamma`` every
-        ``lr_step_size`` epochs.
+        selection). Adam with weight decay, gradient values clipped at 1, and the learning rate
+        multiplied by ``lr_gamma`` every ``lr_step_size`` epochs.
 
         Parameters
         ----------

@@ -53,7 +53,8 @@ class GEARSTrainingPlan(TrainingPlan):
     lr_step_size
         Epochs between learning-rate decays.
     lr_gamma
-        Factor of each decay (GEARS halves the rate every epoch).
+        Factor of each decay (GEARS: 0.5, which stops learning after a few epochs; scgears
+        makes at least ``min_steps_per_epoch`` steps per epoch and decays by 0.9).
     ema_decay
         If set, an exponential moving average of the weights (and batch-norm statistics) is
         updated after every optimiser step with this decay; validation scores the averaged
