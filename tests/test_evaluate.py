@@ -71,12 +71,12 @@ def test_metrics_by_hand(cells):
         "method",
         "condition",
         "subgroup",
-        "n_genes",
+        "n_perturbed_genes",
         "n_cells",
         "mse",
     ]
     assert table["subgroup"].tolist() == ["all", "all"]  # no split
-    assert table["n_genes"].tolist() == [1, 2]
+    assert table["n_perturbed_genes"].tolist() == [1, 2]
     assert table["n_cells"].tolist() == [2, 2]
     row = table.set_index("condition").loc["A"]
     p, y, c = np.array(pred["A"], float), TRUTH["A"], CONTROL_MEAN

@@ -313,7 +313,7 @@ def test_predict_combinations_grid_feeds_genetic_interactions():
     grid = sg.tl.predict_combinations(model, genes, batch_size=4, progress_bar=False)
     assert list(grid.obs_names) == ["D", "B", "C", "A", "B+D", "C+D", "A+D", "B+C", "A+B", "A+C"]
     assert model.calls == [4, 4, 2]
-    assert grid.obs["n_genes"].tolist() == [1] * 4 + [2] * 6
+    assert grid.obs["n_perturbed_genes"].tolist() == [1] * 4 + [2] * 6
     expected = 1.0 + model.effects["B"] + model.effects["D"]
     np.testing.assert_allclose(grid["B+D"].X.ravel(), expected, rtol=1e-6)
     np.testing.assert_allclose(grid.layers["delta"], grid.X - 1.0, atol=1e-6)

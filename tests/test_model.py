@@ -208,7 +208,7 @@ def test_predict_profiles(trained, screen):
     np.testing.assert_allclose(
         pred.X - pred.var["control_mean"].to_numpy(), pred.layers["delta"], atol=1e-6
     )
-    assert pred.obs["n_genes"].tolist() == [1, 1, 2, 3]
+    assert pred.obs["n_perturbed_genes"].tolist() == [1, 1, 2, 3]
     # TP53 is an extra graph node never perturbed: predicted, and flagged
     assert pred.obs.loc["TP53", "n_seen_genes"] == 0
     assert pred.obs.loc["TP53", "unseen_genes"] == "TP53"
@@ -420,4 +420,4 @@ def test_real_norman_cells(norman):
     assert triple.obs_names.tolist() == ["CBL+KLF1+MAP2K6"]
     assert triple.shape == (1, norman.n_vars)
     assert np.isfinite(triple.layers["delta"]).all()
-    assert triple.obs["n_genes"].tolist() == [3]
+    assert triple.obs["n_perturbed_genes"].tolist() == [3]

@@ -1,9 +1,10 @@
 """Profiles: one row per condition, the shape shared by measured means, predictions and baselines.
 
 A profile AnnData has ``obs`` indexed by canonical condition label (columns ``condition`` and
-``n_genes``), ``var`` = the genes with ``var["control_mean"]``, ``X`` = mean log-normalised
-expression, ``layers["delta"]`` = ``X`` minus the control mean and, for models trained with it,
-``layers["uncertainty"]``. ``uns["scgears_profile"]["source"]`` says where it came from.
+``n_perturbed_genes``), ``var`` = the genes with ``var["control_mean"]``, ``X`` = mean
+log-normalised expression, ``layers["delta"]`` = ``X`` minus the control mean and, for models
+trained with it, ``layers["uncertainty"]``. ``uns["scgears_profile"]["source"]`` says where it
+came from.
 """
 
 from __future__ import annotations
@@ -14,11 +15,10 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 
+from ._anndata import get_conditions
 from ._conditions import as_condition, n_genes
-from ._constants import CONDITION_KEY, CONTROL
+from ._constants import CONDITION_KEY, CONTROL, N_PERTURBED, PROFILE_KEY
 from ._matrix import expression_matrix, group_stats
-
-PROFILE_KEY = "scgears_profile"
 
 
 def make_profiles(
@@ -38,7 +38,7 @@ def make_profiles(
     frame = pd.DataFrame(
         {
             "condition": pd.Categorical(conditions),
-            "n_genes": np.array([n_genes(c) for c in conditions], dtype=np.int64),
+            N_PERTURBED: np.array([n_genes(c) for c in conditions], dtype=np.int64),
         },
         index=pd.Index(conditions, name="condition_label"),
     )
@@ -77,8 +77,6 @@ def measured_profiles(
     ``cells`` (a boolean mask) restricts the cells used; the control mean always comes from
     control cells within it. ``obs["n_cells"]`` counts the cells behind each row.
     """
-    from .pp._utils import get_conditions
-
     labels = get_conditions(adata, condition_key)
     categories = pd.Index(labels.categories)
     codes = np.asarray(labels.codes).copy()

@@ -29,6 +29,7 @@ import scipy.sparse as sp
 from anndata import AnnData
 
 from .._conditions import condition_label
+from .._constants import CONTROL_LABEL
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +37,6 @@ logger = logging.getLogger(__name__)
 DATA_DIR_ENV = "SCGEARS_DATA_DIR"
 #: Column every loader writes, and the label of control cells in it (pertpy's convention).
 PERTURBATION_KEY = "perturbation_name"
-CONTROL_NAME = "control"
 _ZENODO = "https://zenodo.org/records/10044268/files/{}?download=1"
 #: Values read at a time from a file (dense files too), and cells used to rank variable genes.
 _READ_VALUES = 50_000_000
@@ -246,7 +246,7 @@ def fetch(name: str, path: str | os.PathLike | None = None) -> Path:
                 downloader=downloader,
             )
             return Path(local)
-        except Exception as error:  # any failure ends in the same advice
+        except (OSError, ValueError) as error:  # network, disk, checksum: the same advice
             failures.append(f"  {url}\n    -> {type(error).__name__}: {error}")
     raise DatasetUnavailableError(_unavailable_message(remote, target, failures))
 
@@ -343,7 +343,7 @@ def prepare_screen(
     raw = adata.obs["perturbation"]
     labels = _adamson_labels(raw) if name == "adamson2016" else _scperturb_labels(raw)
     keep = labels.notna().to_numpy()
-    if not (labels[keep] == CONTROL_NAME).any():
+    if not (labels[keep] == CONTROL_LABEL).any():
         raise ValueError(
             f"{name}: no control cells recognised in obs['perturbation'] (labels such as "
             f"{list(pd.unique(raw.astype(str)))[:8]})."
@@ -355,7 +355,7 @@ def prepare_screen(
     if name == "adamson2016":
         adata.obs["guide_identity"] = raw[keep].astype(str).to_numpy()
     adata.obs[PERTURBATION_KEY] = pd.Categorical(
-        labels, categories=[CONTROL_NAME, *sorted(set(labels) - {CONTROL_NAME})]
+        labels, categories=[CONTROL_LABEL, *sorted(set(labels) - {CONTROL_LABEL})]
     )
     adata.obs["perturbation_type"] = pd.Categorical(
         np.full(adata.n_obs, perturbation_type), categories=[perturbation_type]
@@ -389,7 +389,7 @@ def prepare_screen(
         adata.n_vars,
         adata.obs[PERTURBATION_KEY].nunique(),
         PERTURBATION_KEY,
-        CONTROL_NAME,
+        CONTROL_LABEL,
     )
     return adata
 
@@ -408,7 +408,7 @@ def _scperturb_labels(raw: pd.Series) -> pd.Series:
     mapping = {}
     for label in pd.unique(values):
         if label in _CONTROL_LABELS:
-            mapping[label] = CONTROL_NAME
+            mapping[label] = CONTROL_LABEL
         elif label.strip() in _UNASSIGNED:
             mapping[label] = None
         else:
@@ -427,7 +427,7 @@ def _adamson_labels(raw: pd.Series) -> pd.Series:
         if label.strip() in _UNASSIGNED:
             mapping[label] = None
         elif target in _ADAMSON_CONTROLS or label in _CONTROL_LABELS:
-            mapping[label] = CONTROL_NAME
+            mapping[label] = CONTROL_LABEL
         else:
             mapping[label] = condition_label(t for t in target.split("_") if t)
     out = values.map(mapping)
@@ -463,7 +463,7 @@ def _select_genes(adata, matrix, n_top_genes, *, totals=None, target_sum=None) -
     perturbed = {
         gene
         for label in adata.obs[PERTURBATION_KEY].cat.categories
-        if label != CONTROL_NAME
+        if label != CONTROL_LABEL
         for gene in label.split("+")
     }
     keep |= np.asarray(adata.var_names.isin(sorted(perturbed)))

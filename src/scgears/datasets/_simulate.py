@@ -54,14 +54,13 @@ from anndata import AnnData
 from scipy.special import log_expit, ndtri
 
 from .._conditions import condition_label
-from .._constants import CONTROL
+from .._constants import CONTROL, CONTROL_LABEL
 from ._loaders import log_normalise
 
 logger = logging.getLogger(__name__)
 
 #: Screen types and the label of control cells in ``obs["perturbation_name"]`` (pertpy's).
 PERTURBATION_TYPES = ("CRISPRa", "CRISPRi")
-CONTROL_NAME = "control"
 #: Planted genetic-interaction subtypes, in the order they are allotted to doubles.
 GI_SUBTYPES = ("synergy", "suppression", "neomorphism", "redundancy", "epistasis")
 ADDITIVE = "additive"
@@ -275,7 +274,7 @@ def simulate_screen(
 
     labels = [condition_label(net.genes[net.perturbed[list(c)]]) for c in conditions]
     true_means = _expected_log_normalised(net, x_rows, library_size, target_sum)
-    names = [CONTROL_NAME if lab == CONTROL else lab for lab in labels]
+    names = [CONTROL_LABEL if lab == CONTROL else lab for lab in labels]
     obs = pd.DataFrame(
         {
             "perturbation_name": pd.Categorical.from_codes(

@@ -16,6 +16,8 @@ from scvi.data import AnnDataManager
 from scvi.data.fields import CategoricalObsField, LayerField
 from scvi.model.base import BaseModelClass, UnsupervisedTrainingMixin
 
+from .._anndata import get_conditions
+from .._checks import get_de
 from .._conditions import as_condition, condition_genes
 from .._constants import (
     COEXPRESSION_KEY,
@@ -27,7 +29,6 @@ from .._constants import (
 )
 from .._matrix import expression_matrix, group_stats
 from .._profiles import make_profiles
-from ..pp._utils import get_conditions
 from ._data import PerturbationDataSplitter, TrainingData
 from ._graphs import check_graphs, edges, read_graphs
 from ._module import DirectionLoss, GEARSModule
@@ -250,11 +251,7 @@ class GEARS(UnsupervisedTrainingMixin, BaseModelClass):
                     f"obs[{split_key!r}] not found: split the perturbations with "
                     "`sg.pp.split_perturbations(adata)`."
                 )
-            if de_key not in adata.uns:
-                raise KeyError(
-                    f"uns[{de_key!r}] not found: rank the DE genes with "
-                    "`sg.pp.rank_perturbation_genes(adata)`."
-                )
+            get_de(adata, de_key)
             check_graphs(
                 adata,
                 coexpression_key=coexpression_key,

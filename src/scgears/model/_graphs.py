@@ -11,10 +11,10 @@ import scipy.sparse as sp
 import torch
 from anndata import AnnData
 
+from .._anndata import get_conditions
 from .._conditions import condition_genes
 from .._constants import CONTROL
 from .._matrix import expression_matrix, group_stats
-from ..pp._utils import get_conditions
 
 
 def read_graphs(

@@ -10,8 +10,9 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from .._checks import preview
 from .._conditions import as_condition, condition_genes
-from ._utils import _preview, check_save, finish, new_axes
+from ._utils import check_save, finish, new_axes
 
 logger = logging.getLogger(__name__)
 
@@ -117,7 +118,7 @@ def _pairs(gi: pd.DataFrame) -> pd.DataFrame:
     is_pair = np.array([len(g) == 2 for g in genes], dtype=bool)
     if not is_pair.any():
         raise ValueError(
-            f"gi has no gene pairs in its index (it holds {_preview(gi.index)}): the GI map needs "
+            f"gi has no gene pairs in its index (it holds {preview(gi.index)}): the GI map needs "
             "rows labelled 'A+B'."
         )
     if not is_pair.all():
@@ -128,7 +129,7 @@ def _pairs(gi: pd.DataFrame) -> pd.DataFrame:
     duplicated = pairs.duplicated(["gene_a", "gene_b"])
     if duplicated.any():
         raise ValueError(
-            f"gi has several rows for the pairs {_preview(pairs.index[duplicated])}: keep one row "
+            f"gi has several rows for the pairs {preview(pairs.index[duplicated])}: keep one row "
             "per pair (e.g. the prediction or the measurement, not both)."
         )
     return pairs
@@ -143,7 +144,7 @@ def _panel_genes(pairs: pd.DataFrame, genes: Sequence[str] | None) -> list[str]:
     missing = [g for g in genes if g not in set(available)]
     if missing:
         raise KeyError(
-            f"Genes {_preview(missing)} are in no pair of gi (its genes: {_preview(available)})."
+            f"Genes {preview(missing)} are in no pair of gi (its genes: {preview(available)})."
         )
     if len(set(genes)) < 2:
         raise ValueError(f"genes must hold at least two distinct genes, got {genes!r}.")

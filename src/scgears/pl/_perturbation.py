@@ -9,11 +9,12 @@ from pathlib import Path
 import numpy as np
 from anndata import AnnData
 
+from .._anndata import get_conditions
+from .._checks import preview
 from .._conditions import as_condition
 from .._constants import CONDITION_KEY, CONTROL, DE_KEY
 from .._matrix import expression_matrix, read_rows
 from ._utils import (
-    _preview,
     check_profiles,
     check_save,
     de_genes,
@@ -123,15 +124,13 @@ def perturbation(
 
 def _condition_cells(adata: AnnData, label: str, condition_key: str):
     """Rows of the condition's cells and of the control cells; errors when either is missing."""
-    from ..pp._utils import get_conditions
-
     conditions = np.asarray(get_conditions(adata, condition_key).astype(str))
     cell_rows = np.flatnonzero(conditions == label)
     if len(cell_rows) == 0:
         measured = sorted(set(conditions) - {CONTROL, "nan"})
         raise ValueError(
             f"No cells of condition {label!r} in obs[{condition_key!r}] (measured conditions: "
-            f"{_preview(measured)}). The box plot needs measured cells: predict-only conditions "
+            f"{preview(measured)}). The box plot needs measured cells: predict-only conditions "
             "cannot be drawn."
         )
     control_rows = np.flatnonzero(conditions == CONTROL)

@@ -8,9 +8,11 @@ from pathlib import Path
 import numpy as np
 from anndata import AnnData
 
+from .._anndata import get_conditions
+from .._checks import preview
 from .._constants import CONDITION_KEY, CONTROL, DE_KEY
 from .._profiles import measured_profiles
-from ._utils import _preview, check_profiles, check_save, de_genes, finish, gene_columns, new_axes
+from ._utils import check_profiles, check_save, de_genes, finish, gene_columns, new_axes
 
 logger = logging.getLogger(__name__)
 
@@ -101,8 +103,6 @@ def uncertainty(
 
 def _measured_predicted(adata: AnnData, predicted: AnnData, condition_key: str) -> list[str]:
     """Predicted conditions that have measured cells, in the prediction's order."""
-    from ..pp._utils import get_conditions
-
     labels = get_conditions(adata, condition_key)
     counts = labels.value_counts()
     measured = {c for c, n in counts.items() if n > 0 and c != CONTROL}
@@ -110,7 +110,7 @@ def _measured_predicted(adata: AnnData, predicted: AnnData, condition_key: str) 
     if not conditions:
         raise ValueError(
             "None of the predicted conditions "
-            f"{_preview(predicted.obs_names)} has measured cells in obs[{condition_key!r}]: "
+            f"{preview(predicted.obs_names)} has measured cells in obs[{condition_key!r}]: "
             "the error needs measurements. Predict measured (e.g. test) conditions."
         )
     skipped = len(predicted.obs_names) - len(conditions)
@@ -121,8 +121,6 @@ def _measured_predicted(adata: AnnData, predicted: AnnData, condition_key: str) 
 
 def _measured_means(adata: AnnData, conditions: list[str], condition_key: str, layer):
     """Measured mean profiles, reading only the cells of ``conditions`` and of the control."""
-    from ..pp._utils import get_conditions
-
     labels = np.asarray(get_conditions(adata, condition_key).astype(str))
     cells = np.isin(labels, [*conditions, CONTROL])
     return measured_profiles(

@@ -10,6 +10,8 @@ import logging
 import os
 from pathlib import Path
 
+from .._checks import get_de, preview
+
 logger = logging.getLogger(__name__)
 
 
@@ -56,13 +58,6 @@ def finish(fig, axes, *, created: bool, show: bool | None, save):
     return axes
 
 
-def _preview(values, limit: int = 10) -> str:
-    """Show at most ``limit`` values of a list in an error message."""
-    values = list(values)
-    more = f" and {len(values) - limit} more" if len(values) > limit else ""
-    return f"{values[:limit]}{more}"
-
-
 def check_profiles(profiles, name: str):
     """Raise unless ``profiles`` is a profile AnnData (one row per condition with a delta layer)."""
     from anndata import AnnData
@@ -80,7 +75,7 @@ def profile_row(profiles, label: str, name: str) -> int:
     """Row of ``label`` in a profile AnnData; the error lists the conditions it holds."""
     if label not in profiles.obs_names:
         raise KeyError(
-            f"Condition {label!r} is not in {name} (it holds {_preview(profiles.obs_names)}). "
+            f"Condition {label!r} is not in {name} (it holds {preview(profiles.obs_names)}). "
             f"Predict it first, e.g. model.predict([{list(label.split('+'))!r}]), or build the "
             "baseline for it."
         )
@@ -95,7 +90,7 @@ def gene_columns(profiles, genes, name: str):
     missing = [g for g in genes if g not in index]
     if missing:
         raise KeyError(
-            f"Genes {_preview(missing)} are not in {name}.var_names: the prediction and the data "
+            f"Genes {preview(missing)} are not in {name}.var_names: the prediction and the data "
             "must share their genes."
         )
     return np.asarray(index.get_indexer(list(genes)), dtype=np.int64)
@@ -105,12 +100,7 @@ def de_genes(adata, label: str, *, de_key: str, kind: str, n_genes: int):
     """The first ``n_genes`` DE genes of a condition from ``uns[de_key][kind]``."""
     import numpy as np
 
-    if de_key not in adata.uns or kind not in adata.uns[de_key]:
-        raise KeyError(
-            f"adata.uns[{de_key!r}][{kind!r}] not found: rank the DE genes first with "
-            "`sg.pp.rank_perturbation_genes(adata)` (or pass de_key= naming where it wrote)."
-        )
-    table = adata.uns[de_key][kind]
+    table = get_de(adata, de_key, keys=(kind,))[kind]
     if label not in table:
         raise KeyError(
             f"Condition {label!r} has no DE genes in adata.uns[{de_key!r}][{kind!r}]: rerun "

@@ -8,11 +8,11 @@ import numpy as np
 import scipy.sparse as sp
 from anndata import AnnData
 
+from .._anndata import get_conditions, get_split
 from .._conditions import n_genes as condition_size
 from .._constants import COEXPRESSION_KEY, CONDITION_KEY, SPLIT_KEY
 from .._copy import check_copy
 from .._matrix import expression_matrix, iter_row_chunks
-from ._utils import get_conditions, get_split
 
 logger = logging.getLogger(__name__)
 

@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 
+from .._anndata import get_conditions
 from .._constants import CONDITION_KEY, CONTROL, DE_KEY
 from .._copy import check_copy
 from .._matrix import expression_matrix, group_stats
-from ._utils import get_conditions
 
 logger = logging.getLogger(__name__)
 

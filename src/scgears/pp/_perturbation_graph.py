@@ -20,11 +20,11 @@ import pandas as pd
 import scipy.sparse as sp
 from anndata import AnnData
 
+from .._anndata import get_conditions
 from .._conditions import condition_genes
 from .._constants import CONDITION_KEY, PERTURBATION_GRAPH_KEY
 from .._copy import check_copy
 from .._resources import GO_SOURCE, gene_aliases, go_annotations
-from ._utils import get_conditions
 
 logger = logging.getLogger(__name__)
 

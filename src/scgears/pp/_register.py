@@ -10,6 +10,7 @@ import pandas as pd
 import scipy.sparse as sp
 from anndata import AnnData
 
+from .._checks import preview
 from .._conditions import condition_label
 from .._constants import CONDITION_KEY, CONTROL
 from .._copy import check_copy
@@ -117,7 +118,7 @@ def register_perturbations(
     if perturbation_key not in adata.obs.columns:
         raise KeyError(
             f"Column {perturbation_key!r} not found in adata.obs. Available columns: "
-            f"{_preview(adata.obs.columns)}. Pass the column holding the perturbation labels as "
+            f"{preview(adata.obs.columns)}. Pass the column holding the perturbation labels as "
             "`perturbation_key` (pertpy data: 'perturbation_name'; scPerturb: 'perturbation')."
         )
     labels = adata.obs[perturbation_key]
@@ -217,12 +218,6 @@ def _log_summary(conditions: pd.Categorical, key_added: str) -> None:
         int((cats == CONTROL).sum()),
         ", ".join(f"{int(v)} cells with {k} gene(s)" for k, v in per_size.items() if k > 0),
     )
-
-
-def _preview(items, n: int = 12) -> str:
-    items = list(items)
-    shown = ", ".join(repr(i) for i in items[:n])
-    return shown + (f", ... ({len(items)} in all)" if len(items) > n else "")
 
 
 # --------------------------------------------------------------------------------------------------

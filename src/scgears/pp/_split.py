@@ -10,10 +10,10 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 
+from .._anndata import get_conditions
 from .._conditions import as_condition, condition_genes
 from .._constants import CONDITION_KEY, CONTROL, SPLIT_KEY
 from .._copy import check_copy
-from ._utils import get_conditions
 
 logger = logging.getLogger(__name__)
 

@@ -9,6 +9,7 @@ from typing import Literal
 import numpy as np
 from anndata import AnnData
 
+from .._anndata import get_conditions, training_mask
 from .._conditions import as_condition, condition_genes
 from .._constants import CONDITION_KEY, CONTROL, SPLIT_KEY
 from .._profiles import make_profiles, measured_profiles
@@ -104,7 +105,6 @@ def baseline(
         raise ValueError(f"n_components must be at least 1, got {n_components}.")
     if kind == "linear" and ridge < 0:
         raise ValueError(f"ridge must be non-negative, got {ridge}.")
-    from ..pp._utils import get_conditions, training_mask
 
     labels = get_conditions(adata, condition_key)
     cells = training_mask(adata, split_key, include_val=True)

@@ -11,7 +11,8 @@ import pandas as pd
 from anndata import AnnData
 
 from .._conditions import condition_label
-from .._profiles import PROFILE_KEY, is_profiles
+from .._constants import PROFILE_KEY
+from .._profiles import is_profiles
 
 logger = logging.getLogger(__name__)
 
@@ -48,8 +49,8 @@ def predict_combinations(
 
     Returns
     -------
-    One profile AnnData with a row per condition (``obs["n_genes"]`` is 1 for singles, 2 for
-    pairs); ``uns["scgears_profile"]`` keeps the model's entry, with ``"panel"`` added.
+    One profile AnnData with a row per condition (``obs["n_perturbed_genes"]`` is 1 for singles,
+    2 for pairs); ``uns["scgears_profile"]`` keeps the model's entry, with ``"panel"`` added.
 
     Examples
     --------

@@ -9,8 +9,18 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 
+from .._anndata import get_conditions
+from .._checks import get_de
 from .._conditions import as_condition
-from .._constants import CONDITION_KEY, CONTROL, DE_KEY, SPLIT_KEY, SUBGROUPS
+from .._constants import (
+    CONDITION_KEY,
+    CONTROL,
+    DE_KEY,
+    N_PERTURBED,
+    PROFILE_KEY,
+    SPLIT_KEY,
+    SUBGROUPS,
+)
 from .._profiles import is_profiles, measured_profiles
 
 logger = logging.getLogger(__name__)
@@ -168,7 +178,7 @@ def evaluate(
             [_positions(de["top_non_dropout_genes"][c], profile.var_names) for c in wanted],
         )
         frame.insert(0, "n_cells", truth.obs["n_cells"].to_numpy())
-        frame.insert(0, "n_genes", truth.obs["n_genes"].to_numpy())
+        frame.insert(0, N_PERTURBED, truth.obs[N_PERTURBED].to_numpy())
         frame.insert(0, "subgroup", subgroup)
         frame.insert(0, "condition", wanted)
         frame.insert(0, "method", name)
@@ -254,7 +264,7 @@ def summarize(
 
 def _as_methods(predicted) -> dict[str, AnnData]:
     if isinstance(predicted, AnnData):
-        source = predicted.uns.get("scgears_profile", {}).get("source", "prediction")
+        source = predicted.uns.get(PROFILE_KEY, {}).get("source", "prediction")
         methods = {str(source): predicted}
     elif isinstance(predicted, Mapping):
         methods = {str(k): v for k, v in predicted.items()}
@@ -275,22 +285,10 @@ def _as_methods(predicted) -> dict[str, AnnData]:
 
 
 def _de_lists(adata: AnnData, de_key: str) -> Mapping:
-    if de_key not in adata.uns:
-        raise KeyError(
-            f"uns[{de_key!r}] not found: rank the DE genes first with "
-            "`sg.pp.rank_perturbation_genes(adata)`."
-        )
-    de = adata.uns[de_key]
-    for key in ("top_genes", "top_non_dropout_genes"):
-        if key not in de:
-            raise KeyError(
-                f"uns[{de_key!r}] has no {key!r}: rerun `sg.pp.rank_perturbation_genes(adata)`."
-            )
-    return de
+    return get_de(adata, de_key)
 
 
 def _cell_conditions(adata: AnnData, condition_key: str) -> pd.Series:
-    from ..pp._utils import get_conditions
 
     return pd.Series(np.asarray(get_conditions(adata, condition_key)).astype(object))
 

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 
+from .._anndata import get_conditions
 from .._conditions import as_condition, condition_genes
 from .._constants import CONDITION_KEY, CONTROL, GI_KEY
 from .._profiles import is_profiles, measured_profiles
@@ -250,7 +251,6 @@ def _gi_profiles(data, pairs, *, layer, condition_key) -> AnnData:
         raise TypeError(f"data must be an AnnData (cells or profiles), got {type(data).__name__}.")
     if is_profiles(data):
         return data
-    from ..pp._utils import get_conditions
 
     labels = get_conditions(data, condition_key)
     counts = pd.Series(np.asarray(labels)).value_counts()

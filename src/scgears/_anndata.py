@@ -1,4 +1,4 @@
-"""Shared checks for the ``pp`` functions: find the registered conditions and the split."""
+"""AnnData accessors shared by pp, model, tl and pl: the registered conditions and the split."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 
-from .._constants import CONDITION_KEY, CONTROL, SPLIT_KEY
+from ._constants import CONDITION_KEY, CONTROL, SPLIT_KEY
 
 
 def get_conditions(adata: AnnData, condition_key: str = CONDITION_KEY) -> pd.Categorical:
