@@ -34,3 +34,18 @@ def get_de(adata: AnnData, de_key: str = DE_KEY, keys: Iterable[str] = DE_LISTS)
                 f"uns[{de_key!r}] has no {key!r}: rerun `sg.pp.rank_perturbation_genes(adata)`."
             )
     return de
+
+
+def check_unique_var_names(adata: AnnData, name: str = "adata") -> None:
+    """Raise when ``var_names`` repeat: every gene-indexed lookup would be ambiguous.
+
+    Call it before any work, so a duplicated gene fails early with the fix, not deep inside pandas.
+    """
+    var_names = adata.var_names
+    if var_names.is_unique:
+        return
+    repeated = var_names[var_names.duplicated()].unique()
+    raise ValueError(
+        f"{name}.var_names has {len(repeated)} duplicated gene names ({preview(list(repeated))}): "
+        f"make them unique first with `{name}.var_names_make_unique()`, or drop the duplicates."
+    )
