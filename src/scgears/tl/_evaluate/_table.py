@@ -334,7 +334,8 @@ def summarize(
             raise KeyError(f"Metrics {absent} not in the table.")
     parts = [table]
     if "subgroup" in by:
-        parts.append(table.assign(subgroup="all"))
+        # rows already labelled "all" (no split) are counted once, in the "all" row
+        parts = [table[table["subgroup"] != "all"], table.assign(subgroup="all")]
     long = pd.concat(parts, ignore_index=True)
     grouped = long.groupby(by, sort=False, observed=True)
     summary = grouped[metrics].agg(lambda values: values.mean(skipna=skipna))
