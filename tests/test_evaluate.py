@@ -375,3 +375,20 @@ def test_measured_profiles_have_the_prediction_s_shape_and_split_labels(cells):
     # evaluate labels rows the same way
     table = sg.tl.evaluate(cells, measured, conditions=["A+B", "C", "B"])
     assert table["subgroup"].tolist() == ["combo_seen2", "unseen_single", "val"]
+
+
+def test_norman_mean_cannot_win_the_new_metrics_and_the_ceiling_does(norman):
+    sg.pp.register_perturbations(norman, "condition")
+    sg.pp.rank_perturbation_genes(norman)
+    sg.pp.split_perturbations(norman, kind="simulation", seed=1)
+    methods = {k: sg.tl.baseline(norman, k) for k in ("control", "mean", "duplicate")}
+    table = sg.tl.evaluate(norman, methods)
+    summary = sg.tl.summarize(table, by="method").set_index("method")
+    assert (table.loc[table["method"] == "mean", "pearson_delta_pert"] == 0.0).all()
+    # the training mean ties GEARS-like methods on pearson_delta, but not on discrimination
+    assert summary.loc["mean", "pearson_delta"] > 0.3
+    assert 0.3 < summary.loc["mean", "pds"] < 0.6
+    assert summary.loc["duplicate", "pds"] > 0.9
+    assert summary.loc["duplicate", "pearson_delta_pert"] > 0.7
+    assert summary.loc["duplicate", "centroid_accuracy"] > 0.8
+    assert summary.loc["duplicate", "mse_de"] < summary.loc["mean", "mse_de"] / 5
