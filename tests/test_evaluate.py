@@ -272,9 +272,10 @@ def test_nan_prediction_gives_nan_metrics_a_warning_and_a_nan_summary(cells):
     assert table.loc[0, metrics].isna().all()  # not 0.0: a broken method is not merely poor
     assert table.loc[1, metrics].notna().all()
     summary = sg.tl.summarize(table)
-    assert summary["n_nan"].tolist() == [1]
-    assert np.isnan(summary.loc[0, "pearson_delta"])
+    assert summary["n_conditions"].tolist() == [2]  # no split: each condition counted once
+    assert np.isnan(summary.loc[0, "pearson_delta"])  # the failure is not averaged away
     skipped = sg.tl.summarize(table, skipna=True)
+    assert skipped["n_nan"].tolist() == [1]  # ... and skipping it says so
     assert skipped.loc[0, "mse"] == pytest.approx(table.loc[1, "mse"])
 
 

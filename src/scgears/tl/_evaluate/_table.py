@@ -292,8 +292,7 @@ def summarize(
     This is the table GEARS reports: unweighted means over the conditions of each split
     subgroup (``unseen_single``, ``combo_seen0/1/2``), and over all scored conditions.
     A NaN metric of any condition (a broken prediction, see :func:`evaluate`) makes its group's
-    mean NaN by default, so a failure is never averaged away; ``n_nan`` counts the conditions of
-    each group with a NaN in any of the averaged metrics.
+    mean NaN by default, so a failure is never averaged away.
 
     Parameters
     ----------
@@ -304,12 +303,13 @@ def summarize(
     metrics
         Metric columns to average (default: those of :func:`evaluate` present in ``table``).
     skipna
-        Average over the conditions with a value only, ignoring NaN (``n_nan`` still counts them).
+        Average over the conditions with a value only; a column ``n_nan`` then counts, per group,
+        the conditions with a NaN in any averaged metric.
 
     Returns
     -------
-    A DataFrame with the ``by`` columns, ``n_conditions``, ``n_nan`` and the mean of each
-    metric.
+    A DataFrame with the ``by`` columns, ``n_conditions`` (and ``n_nan`` with ``skipna=True``)
+    and the mean of each metric.
 
     Examples
     --------
@@ -339,15 +339,11 @@ def summarize(
     long = pd.concat(parts, ignore_index=True)
     grouped = long.groupby(by, sort=False, observed=True)
     summary = grouped[metrics].agg(lambda values: values.mean(skipna=skipna))
-    summary.insert(
-        0,
-        "n_nan",
-        long[metrics]
-        .isna()
-        .any(axis=1)
-        .groupby([long[c] for c in by], sort=False, observed=True)
-        .sum(),
-    )
+    if skipna:
+        # what the means leave out is counted, so skipping hides nothing
+        is_nan = long[metrics].isna().any(axis=1)
+        n_nan = is_nan.groupby([long[c] for c in by], sort=False, observed=True).sum()
+        summary.insert(0, "n_nan", n_nan)
     summary.insert(0, "n_conditions", grouped.size())
     summary = summary.reset_index()
     # rows in order: each by-column by first appearance, subgroups in SUBGROUP_ORDER
