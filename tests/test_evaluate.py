@@ -281,6 +281,10 @@ def test_nan_prediction_gives_nan_metrics_a_warning_and_a_nan_summary(cells):
 
 def test_duplicated_var_names_fail_early_with_the_fix(cells):
     pred = _prediction({"A": [3, 1, 2, 2, 2]})
+    twice = pred.copy()
+    twice.var_names = ["g0", "g0", "g2", "g3", "g4"]
+    with pytest.raises(ValueError, match=r"predicted\['model'\]\.var_names has 1 duplicated"):
+        sg.tl.evaluate(cells, {"model": twice}, conditions=["A"])
     cells.var_names = ["g0", "g1", "g1", "g3", "g4"]
     with pytest.raises(
         ValueError, match=r"1 duplicated gene names \(\[.g1.\]\).*var_names_make_unique"

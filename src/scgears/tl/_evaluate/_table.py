@@ -180,6 +180,7 @@ def evaluate(
         )
     var_names = adata.var_names
     for name, profile in methods.items():
+        check_unique_var_names(profile, name=f"predicted[{name!r}]")
         unknown = profile.var_names.difference(var_names)
         if len(unknown):
             raise ValueError(
