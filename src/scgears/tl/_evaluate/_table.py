@@ -93,8 +93,10 @@ def evaluate(
         *other* measured conditions of the screen (every non-control condition with cells in
         ``adata``, not only the evaluated ones) whose measured profile lies strictly farther
         from ``p`` than the condition's own ``y``, in L1 distance over the genes, the
-        condition's own target genes left out. 1 is perfect, about 0.5 uninformative (a
-        constant prediction), 0 the worst.
+        condition's own target genes left out; ties count as not farther. 1 is perfect, 0 the
+        worst; a constant prediction gets about 0.5 over a whole screen, more on conditions with
+        weak effects and less on strong ones, so compare methods within a subgroup. NaN when the
+        screen has no other measured condition.
     ``pearson_delta_pert``, ``pearson_delta_pert_de``
         Systema's Pearson delta (Vinas Torne et al. 2025): the Pearson correlation of ``p - m``
         with ``y - m``, where ``m`` is the mean of the training perturbations' profiles
