@@ -4,6 +4,7 @@ from ._baselines import baseline
 from ._combinations import predict_combinations
 from ._evaluate import evaluate, summarize
 from ._gi import GI_THRESHOLDS, genetic_interactions
+from ._measured import measured_profiles
 from ._precision import gi_precision
 
 __all__ = [
@@ -12,6 +13,7 @@ __all__ = [
     "evaluate",
     "genetic_interactions",
     "gi_precision",
+    "measured_profiles",
     "predict_combinations",
     "summarize",
 ]
