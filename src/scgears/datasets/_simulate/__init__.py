@@ -26,7 +26,8 @@ How the truth is built, in order (the numbers are module constants):
    CRISPRa multiplies the expression of its target 4- to 30-fold, CRISPRi leaves 8-35% of it; the
    regulatory activity of a perturbed gene is ``2 tanh(log_fold / 2)`` of that change.
 4. **Genetic interactions** are planted in some doubles by changing how the two regulators act
-   together: ``synergy`` (both act 2.5-3.2 times as strongly), ``suppression`` (0.2-0.35 times),
+   together: ``synergy`` (both act 2.5-3.2 times as strongly by default, ``synergy_factor``),
+   ``suppression`` (0.2-0.35 times, ``suppression_factor``),
    ``neomorphism`` (the pair switches on a programme of 30-60 expressed genes that neither single
    touches), ``redundancy`` (paralogs: the second gene copies the regulatory edges of the first,
    and in the pair each acts half as strongly, so the pair looks like either single) and

@@ -14,6 +14,9 @@ from ._network import _Network
 #: Planted genetic-interaction subtypes, in the order they are allotted to doubles.
 GI_SUBTYPES = ("synergy", "suppression", "neomorphism", "redundancy", "epistasis")
 ADDITIVE = "additive"
+#: Default ranges of the activity multiplier of planted synergy and suppression.
+SYNERGY_FACTOR = (2.5, 3.2)
+SUPPRESSION_FACTOR = (0.2, 0.35)
 
 
 @dataclass
@@ -46,7 +49,13 @@ class _Planted:
 
 
 def _plant_interactions(
-    rng: np.random.Generator, net: _Network, n_doubles: int, n_triples: int, n_planted: int
+    rng: np.random.Generator,
+    net: _Network,
+    n_doubles: int,
+    n_triples: int,
+    n_planted: int,
+    synergy_factor: tuple[float, float] = SYNERGY_FACTOR,
+    suppression_factor: tuple[float, float] = SUPPRESSION_FACTOR,
 ) -> _Planted:
     """Choose the doubles and triples and plant the interactions (edits paralogs in ``net``).
 
@@ -116,8 +125,8 @@ def _plant_interactions(
 
     dissimilar = iter(p for p in ordered if p not in subtype and abs(cosine[p]) < 0.5)
     for kind, low, high in (
-        ("synergy", 2.5, 3.2),
-        ("suppression", 0.2, 0.35),
+        ("synergy", *synergy_factor),
+        ("suppression", *suppression_factor),
         ("neomorphism", None, None),
     ):
         for _ in range(n_planted):

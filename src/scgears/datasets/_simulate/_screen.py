@@ -15,7 +15,7 @@ from .._loaders import log_normalise
 from ._counts import _assign_cells, _expected_log_normalised, _sample_counts
 from ._dynamics import N_EFFICIENCY_LEVELS, _efficiency_levels, _log_fold_rows
 from ._genes import CLUSTER_SIZES, _go_universe, _pick_measured_genes, _pick_perturbed_genes
-from ._interactions import GI_SUBTYPES, _plant_interactions
+from ._interactions import GI_SUBTYPES, SUPPRESSION_FACTOR, SYNERGY_FACTOR, _plant_interactions
 from ._network import _build_network, _n_mediators
 from ._truth import _edge_table, _gene_table
 
@@ -38,6 +38,8 @@ def simulate_screen(
     library_size: float | None = None,
     effect_size: float = 1.0,
     go_consistency: float = 0.8,
+    synergy_factor: tuple[float, float] = SYNERGY_FACTOR,
+    suppression_factor: tuple[float, float] = SUPPRESSION_FACTOR,
     seed: int = 0,
 ) -> AnnData:
     """Simulate a CRISPR screen (singles, doubles, triples) from a GO-consistent regulatory network.
@@ -106,6 +108,11 @@ def simulate_screen(
     go_consistency
         Share (0-1) of a perturbed gene's regulatory input that comes from its GO programmes; the
         rest is private to the gene and cannot be predicted from GO.
+    synergy_factor, suppression_factor
+        Range ``(low, high)`` of the factor that multiplies both regulators' activity in a planted
+        ``synergy`` pair (above 1) or ``suppression`` pair (between 0 and 1), drawn uniformly per
+        pair. The defaults (2.5-3.2 and 0.2-0.35) are strong; ``(1.5, 2.0)`` and ``(0.4, 0.6)``
+        are realistic sizes, the ones ``benchmarks/bench_gi.py`` calibrates on.
     seed
         Seed of every random choice: the same arguments always give the same screen.
 
@@ -180,6 +187,8 @@ def simulate_screen(
         library_size=library_size,
         effect_size=effect_size,
         go_consistency=go_consistency,
+        synergy_factor=synergy_factor,
+        suppression_factor=suppression_factor,
     )
     rng = np.random.default_rng(seed)
     go = _go_universe()
@@ -188,7 +197,9 @@ def simulate_screen(
     net = _build_network(
         rng, go, genes, perturbed, clusters, perturbation_type, effect_size, go_consistency
     )
-    planted = _plant_interactions(rng, net, n_doubles, n_triples, n_planted)
+    planted = _plant_interactions(
+        rng, net, n_doubles, n_triples, n_planted, synergy_factor, suppression_factor
+    )
     conditions = [(), *[(p,) for p in range(n_perturbed_genes)], *planted.doubles, *planted.triples]
 
     x_rows = _log_fold_rows(net, conditions, planted)
@@ -231,6 +242,8 @@ def simulate_screen(
             "target_sum": target_sum,
             "effect_size": float(effect_size),
             "go_consistency": float(go_consistency),
+            "synergy_factor": tuple(float(f) for f in synergy_factor),
+            "suppression_factor": tuple(float(f) for f in suppression_factor),
             "seed": int(seed),
             "n_mediators": len(net.mediators),
             "efficiency_levels": _efficiency_levels(),
@@ -308,5 +321,19 @@ def _check_arguments(**kw) -> None:
         raise ValueError(f"library_size must be positive, got {kw['library_size']!r}.")
     if not kw["effect_size"] >= 0:
         raise ValueError(f"effect_size must be non-negative, got {kw['effect_size']!r}.")
+    for name, low, high in (("synergy_factor", 1.0, np.inf), ("suppression_factor", 0.0, 1.0)):
+        bounds = kw[name]
+        if (
+            not isinstance(bounds, tuple | list)
+            or len(bounds) != 2
+            or not low <= bounds[0] <= bounds[1]
+            or (name == "synergy_factor" and bounds[0] <= low)
+            or (name == "suppression_factor" and not bounds[1] < high)
+        ):
+            raise ValueError(
+                f"{name} must be a (low, high) range with {low} "
+                f"{'<' if name == 'synergy_factor' else '<='} low <= high"
+                f"{' < 1' if name == 'suppression_factor' else ''}, got {bounds!r}."
+            )
     if not 0 <= kw["go_consistency"] <= 1:
         raise ValueError(f"go_consistency must be between 0 and 1, got {kw['go_consistency']!r}.")
