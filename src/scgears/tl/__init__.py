@@ -5,6 +5,7 @@ from ._combinations import predict_combinations
 from ._evaluate import evaluate, summarize
 from ._gi import GI_THRESHOLDS, genetic_interactions
 from ._precision import gi_precision
+from ._recommend import recommend
 
 __all__ = [
     "GI_THRESHOLDS",
@@ -13,5 +14,6 @@ __all__ = [
     "genetic_interactions",
     "gi_precision",
     "predict_combinations",
+    "recommend",
     "summarize",
 ]
