@@ -9,9 +9,11 @@ import pandas as pd
 
 from .._conditions import condition_genes
 from .._constants import CONTROL
+from .._docs import doc_params
 from ._utils import check_save, finish, new_axes
 
 
+@doc_params
 def recommend(
     model,
     table: pd.DataFrame | None = None,
@@ -39,8 +41,9 @@ def recommend(
         Where :func:`~scgears.tl.recommend` wrote the table.
     n_labels
         How many of the first picks to label.
-    ax, show, save
-        scanpy's conventions: draw into ``ax``, show the figure, save it to a path.
+    ax
+        Axes to draw on; by default a new figure is made.
+    {doc_show_save}
 
     Returns
     -------
