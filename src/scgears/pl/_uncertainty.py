@@ -10,8 +10,8 @@ from anndata import AnnData
 
 from .._anndata import get_conditions
 from .._checks import preview
-from .._docs import doc_params
 from .._constants import CONDITION_KEY, CONTROL, DE_KEY
+from .._docs import doc_params
 from .._profiles import measured_profiles
 from ._utils import check_profiles, check_save, de_genes, finish, gene_columns, new_axes
 
