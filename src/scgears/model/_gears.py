@@ -17,7 +17,7 @@ from scvi.data.fields import CategoricalObsField, LayerField
 from scvi.model.base import BaseModelClass, UnsupervisedTrainingMixin
 
 from .._anndata import get_conditions
-from .._checks import get_de
+from .._checks import check_expression, get_de
 from .._conditions import as_condition, condition_genes
 from .._constants import (
     COEXPRESSION_KEY,
@@ -244,6 +244,7 @@ class GEARS(UnsupervisedTrainingMixin, BaseModelClass):
         >>> sg.model.GEARS.view_anndata_setup(adata)  # doctest: +SKIP
         """
         loading = "source_registry" in kwargs
+        check_expression(adata, layer, function="setup_anndata")
         get_conditions(adata, condition_key)
         if not loading:
             if split_key not in adata.obs.columns:

@@ -6,6 +6,7 @@ from ._evaluate import evaluate, summarize
 from ._gi import GI_THRESHOLDS, genetic_interactions
 from ._measured import measured_profiles
 from ._precision import gi_precision
+from ._recommend import recommend
 
 __all__ = [
     "GI_THRESHOLDS",
@@ -15,5 +16,6 @@ __all__ = [
     "gi_precision",
     "measured_profiles",
     "predict_combinations",
+    "recommend",
     "summarize",
 ]
