@@ -84,7 +84,7 @@ def _scgears(adata, seed: int, epochs: int):
     model.train(max_epochs=epochs, seed=seed, enable_progress_bar=False)
     seconds = time.perf_counter() - start
     test = list(adata.uns["scgears_split"]["conditions"]["test"])
-    return model.predict(test), seconds, model.trainer.lightning_module.best_epoch
+    return model.predict(test), seconds, model.kept_epoch_.best_epoch
 
 
 def _reference(adata, seed: int, epochs: int, threads: int, workdir: Path, reuse: bool):
