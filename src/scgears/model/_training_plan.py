@@ -72,7 +72,7 @@ class GEARSTrainingPlan(TrainingPlan):
         Factor of each decay (GEARS: 0.5, which stops learning after a few epochs; scgears
         makes at least ``min_steps_per_epoch`` steps per epoch and decays by 0.9).
     seed
-        Seeds torch's generator (dropout) at the start of every epoch from ``(seed, epoch)``, so
+        Seeds torch's generator (dropout) before every step from ``(seed, epoch, step)``, so
         that a run resumed from a checkpoint continues exactly as an uninterrupted one.
     """
 
@@ -139,9 +139,13 @@ class GEARSTrainingPlan(TrainingPlan):
         if data is not None and getattr(self.module, "residual", False):
             self.module.update_center(torch.from_numpy(data.perturbed_nodes("train")))
 
+    def on_train_batch_start(self, batch, batch_idx) -> None:
+        # dropout of each step follows (seed, epoch, step): a resumed run draws the same masks
+        key = [self.seed, int(self.current_epoch), int(batch_idx)]
+        torch.manual_seed(int(np.random.SeedSequence(key).generate_state(1)[0]))
+
     def on_train_epoch_start(self) -> None:
         epoch = int(self.current_epoch)
-        torch.manual_seed(int(np.random.SeedSequence([self.seed, epoch]).generate_state(1)[0]))
         datamodule = getattr(self.trainer, "datamodule", None)
         if hasattr(datamodule, "set_epoch"):
             # the batch plan follows the epoch number, so a resumed run continues the same plan
