@@ -37,7 +37,7 @@ MODES = ("cli", "scgears-first", "torch-first", "torch-first-fixed")
 def child(mode: str, epochs: int, data: str) -> dict:
     """Prepare the Norman subset and time its training, in the way ``mode`` says."""
     if mode.startswith("torch-first"):
-        import torch  # noqa: F401  # loads OpenMP before scgears can set the wait policy
+        import torch  # loads OpenMP before scgears can set the wait policy
     import logging
     import warnings
 

@@ -77,7 +77,9 @@ def test_row02_nan_and_inf_are_refused_naming_count_genes_and_cells(kind, tmp_pa
     genes, cells = adata.var_names, adata.obs_names
     before = _uns_keys(adata)
     where = "adata.X" if layer is None else "adata.layers['logged']"
-    pattern = rf"{re.escape(where)} has 2 NaN and 1 infinite values, in 2 genes .*'{genes[5]}' \(2\)"
+    pattern = (
+        rf"{re.escape(where)} has 2 NaN and 1 infinite values, in 2 genes .*'{genes[5]}' \(2\)"
+    )
     for function in (sg.pp.rank_perturbation_genes, sg.pp.coexpression_graph):
         with pytest.raises(ValueError, match=pattern) as err:
             function(adata, layer=layer)
