@@ -213,6 +213,16 @@ def test_row15_numeric_labels_are_not_gene_names():
         sg.pp.register_perturbations(adata, "p", control=0)
 
 
+@pytest.mark.parametrize("perturbation", [[1, 2], ["KLF1", 3], 5, [None]])
+def test_row15_non_string_genes_are_refused_naming_the_value(perturbation):
+    from scgears._conditions import as_condition
+
+    with pytest.raises(TypeError, match=r"(Genes must be gene names|A perturbation is a label)"):
+        as_condition(perturbation)
+    with pytest.raises(TypeError, match=r"gene names"):
+        sg.tl.baseline(small_screen(), "control", conditions=[perturbation])
+
+
 def test_row15_unusable_data_dir_is_named_before_any_download(tmp_path, monkeypatch):
     from scgears.datasets import DatasetUnavailableError
 
