@@ -7,6 +7,7 @@ import re
 import warnings
 from collections.abc import Iterable, Sequence
 from fnmatch import fnmatchcase
+from functools import lru_cache
 
 import numpy as np
 import pandas as pd
@@ -249,13 +250,15 @@ def parse_labels(
                 "control=; otherwise drop those cells or narrow drop_tokens."
             )
         genes_of[label] = genes
-    known = None
     if controls.patterns:
-        # a label matching a control pattern as a whole is a control unless it names a gene
-        # (e.g. "NegCtrl*" must not swallow "NegCtrl0_KLF1")
-        known = _known_genes(var_names)
-        for label, genes in list(genes_of.items()):
-            if controls.matches(label) and not any(g in known for g in genes):
+        # a label matching a control pattern as a whole ("non-targeting_2" for
+        # "non-targeting*") is a control unless it names a gene: a known one, or one perturbed in
+        # another label ("NegCtrl*" must not swallow "NegCtrl0_KLF1" or "NegCtrl0_IER5L")
+        whole = {label for label in genes_of if controls.matches(label)}
+        elsewhere = {g for label, genes in genes_of.items() if label not in whole for g in genes}
+        known = _known_genes(var_names) | elsewhere
+        for label in whole:
+            if not any(g in known for g in genes_of[label]):
                 mapping[label] = CONTROL
                 del genes_of[label]
     for label, genes in genes_of.items():
@@ -264,7 +267,7 @@ def parse_labels(
         _raise_control_not_found(raw, unique, controls, source)
 
     counts = raw.value_counts()
-    _report_tokens(genes_of, dropped, counts, sep, source, known or _known_genes(var_names))
+    _report_tokens(genes_of, dropped, counts, sep, source, _known_genes(var_names))
     canonical = raw.map(mapping)
     categories = sorted(set(mapping.values()), key=lambda c: (c != CONTROL, c))
     return pd.Categorical(canonical.to_numpy(), categories=categories)
@@ -354,9 +357,14 @@ def _one_half(label: str, sep: str | None) -> str:
 
 def _known_genes(var_names: Iterable[str]) -> frozenset[str]:
     """Names scgears knows as genes: the shipped GO table, its aliases and the measured genes."""
+    return _shipped_symbols() | frozenset(map(str, var_names))
+
+
+@lru_cache(maxsize=1)
+def _shipped_symbols() -> frozenset[str]:
     from .._resources import gene_aliases, go_annotations
 
-    return frozenset(go_annotations()) | frozenset(gene_aliases()) | frozenset(map(str, var_names))
+    return frozenset(go_annotations()) | frozenset(gene_aliases())
 
 
 def _report_tokens(genes_of, dropped, counts, sep, source, known) -> None:
@@ -397,13 +405,13 @@ def _report_tokens(genes_of, dropped, counts, sep, source, known) -> None:
     n_genes = len({g for genes in genes_of.values() for g in genes})
     warnings.warn(
         f"{len(unknown)} of {n_genes} perturbed gene names in {source!r} ({split}) are neither "
-        f"genes of the shipped GO table (or their aliases) nor of adata.var_names: {shown}"
-        f"{' ...' if len(order) > 5 else ''}. They are kept as genes of their conditions. If they "
-        "are not genes (guide or plasmid names such as 'KLF1_pDS255', control guides such as "
-        "'NegCtrl0'), drop them with drop_tokens= or mark control guides with control= (lists and "
-        "glob patterns such as 'pDS*' or 'NegCtrl*' work), pass the delimiter that separates genes "
-        "with delimiter=, or clean the labels first. Names of other species than human are only "
-        "known when measured.",
+        f"in the shipped GO table (or its aliases) nor in adata.var_names: {shown}"
+        f"{' ...' if len(order) > 5 else ''}. They are kept as genes of their conditions: if "
+        "they are genes, nothing is wrong (the GO perturbation graph will list them as "
+        "isolated). If they are not genes (guide or plasmid names such as 'KLF1_pDS255', "
+        "control guides such as 'NegCtrl0'), drop them with drop_tokens= or mark control guides "
+        "with control= (lists and glob patterns such as 'pDS*' or 'NegCtrl*' work), pass the "
+        "delimiter that separates genes with delimiter=, or clean the labels first.",
         UserWarning,
         stacklevel=4,
     )
