@@ -1,6 +1,7 @@
 """Tools: evaluation, baselines and genetic interactions of measured and predicted profiles."""
 
 from ._baselines import baseline
+from ._cells import sample_cells
 from ._combinations import predict_combinations
 from ._evaluate import evaluate, summarize
 from ._gi import GI_THRESHOLDS, genetic_interactions
@@ -13,5 +14,6 @@ __all__ = [
     "genetic_interactions",
     "gi_precision",
     "predict_combinations",
+    "sample_cells",
     "summarize",
 ]
