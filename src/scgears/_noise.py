@@ -24,6 +24,7 @@ of many sampled cells equals the profile.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import scipy.sparse as sp
@@ -38,13 +39,13 @@ SHRINK_CELLS = 50
 #: Genes expressed in at least this many fitted cells set the median overdispersion.
 WELL_MEASURED = 100
 #: Quantiles of the cell scales over which the mean-log table is averaged.
-N_SCALE_POINTS = 12
+N_SCALE_POINTS = 8
 #: Overdispersion grid of the table (0 = Poisson), and its mean grid (normalised scale).
 _PHI_GRID = np.concatenate([[0.0], np.geomspace(0.005, MAX_PHI, 30)])
 _N_MU = 96
 #: Poisson rates up to which counts are summed exactly; quantiles of the gamma-distributed rate.
 _EXACT_RATE = 30.0
-_N_QUANTILES = 1024
+_N_QUANTILES = 256
 #: Tolerated share of non-integer recovered counts (float32 storage rounds some values).
 _MAX_NON_INTEGER = 0.01
 
@@ -149,15 +150,21 @@ def _expected_log1p(mean: np.ndarray, phis: np.ndarray, k: float) -> np.ndarray:
     per_rate[small] = np.exp(logp) @ np.log1p(k * y)
     big = rates[~small]
     per_rate[~small] = np.log1p(k * big) - k * k * big / (2 * (1 + k * big) ** 2)
-    levels = (np.arange(_N_QUANTILES) + 0.5) / _N_QUANTILES
     out = np.zeros((len(mean), len(phis)))
     for j, phi in enumerate(phis):
         if phi == 0:
             out[:, j] = np.interp(mean, rates, per_rate)
         else:
-            unit = gammaincinv(1.0 / phi, levels) * phi  # gamma rates of mean one
+            unit = _unit_gamma_quantiles(float(phi))
             out[:, j] = np.interp(mean[:, None] * unit[None, :], rates, per_rate).mean(axis=1)
     return out
+
+
+@lru_cache(maxsize=256)
+def _unit_gamma_quantiles(phi: float) -> np.ndarray:
+    """Midpoint quantiles of the gamma distribution with mean one and variance ``phi``."""
+    levels = (np.arange(_N_QUANTILES) + 0.5) / _N_QUANTILES
+    return gammaincinv(1.0 / phi, levels) * phi
 
 
 def recover_counts(block, first_row: int) -> tuple[sp.csr_matrix, np.ndarray]:
@@ -236,9 +243,7 @@ def fit_noise_model(matrix, codes: np.ndarray, n_groups: int) -> NoiseModel:
     for c, scales in zero_terms:
         m = mu[c] / scales[:, None]
         with np.errstate(divide="ignore"):
-            p0 = np.where(
-                phi > 0, (1.0 + phi * m) ** (-1.0 / np.maximum(phi, 1e-12)), np.exp(-m)
-            )
+            p0 = np.where(phi > 0, (1.0 + phi * m) ** (-1.0 / np.maximum(phi, 1e-12)), np.exp(-m))
         expected_zero += p0.sum(axis=0)
     expected_zero /= n_cells.sum()
     return NoiseModel(phi, scales_all, expressing, observed_zero, expected_zero, phi_median)
