@@ -62,7 +62,8 @@ def test_cells_have_the_layout_cell_eval_and_pertpy_read(adata):
     assert cells.obs.loc[cells.obs["perturbation"] == "A+B", "n_perturbed_genes"].eq(2).all()
     assert cells.obs_names.is_unique
     assert list(cells.var_names) == list(profiles.var_names)
-    assert sp.issparse(cells.X) and cells.X.dtype == np.float32
+    assert sp.issparse(cells.X)
+    assert cells.X.dtype == np.float32
     assert cells.X.min() >= 0
     counts_layer = cells.layers["counts"].toarray()
     np.testing.assert_array_equal(counts_layer, np.round(counts_layer))
@@ -80,9 +81,10 @@ def test_same_seed_same_cells_and_input_untouched(adata):
     other = sg.tl.sample_cells(adata, profiles, n_cells=20, seed=4)
     assert (first.X != second.X).nnz == 0
     assert (first.X != other.X).nnz > 0
-    assert (adata.X != before_x).nnz == 0
+    assert (before_x != adata.X).nnz == 0
     pd.testing.assert_frame_equal(adata.obs, before_obs)
-    assert "delta" in profiles.layers and profiles.n_obs == 2
+    assert "delta" in profiles.layers
+    assert profiles.n_obs == 2
 
 
 def test_mean_of_sampled_cells_is_the_profile(adata):

@@ -113,7 +113,7 @@ class NoiseModel:
     def sample(
         self, mu: np.ndarray, n_cells: int, rng: np.random.Generator
     ) -> tuple[sp.csr_matrix, sp.csr_matrix]:
-        """Sample ``n_cells`` cells with normalised means ``mu`` (genes): (log-expression, counts)."""
+        """Sample ``n_cells`` cells with normalised means ``mu``: (log-expression, counts)."""
         scales = rng.choice(self.scales, size=n_cells, replace=True)
         expressed = np.flatnonzero(mu > 0)
         mean = mu[expressed][None, :] / scales[:, None]

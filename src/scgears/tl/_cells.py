@@ -1,4 +1,4 @@
-"""Cells from profiles: a cell-level AnnData that cell-eval, pertpy and scanpy's DE take as it is."""
+"""Cells from profiles: a cell-level AnnData that cell-eval, pertpy and scanpy take as it is."""
 
 from __future__ import annotations
 
