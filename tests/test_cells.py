@@ -126,6 +126,26 @@ def test_no_change_gives_no_de_genes(adata):
     assert (cells.uns["rank_genes_groups"]["pvals_adj"]["A"] < 0.05).sum() <= 1
 
 
+def test_stored_zeros_are_not_counts(adata):
+    profiles = measured_profiles(adata, ["A"])
+    first = sg.tl.sample_cells(adata, profiles, n_cells=30, seed=0)
+    x = adata.X.tocoo()
+    dense = adata.X.toarray()
+    rows, cols = np.nonzero(dense == 0)
+    rows, cols = rows[::7], cols[::7]
+    stored = sp.csr_matrix(
+        (
+            np.concatenate([x.data, np.zeros(len(rows), np.float32)]),
+            (np.concatenate([x.row, rows]), np.concatenate([x.col, cols])),
+        ),
+        shape=x.shape,
+    )
+    assert stored.nnz > adata.X.nnz  # explicit zeros, as some writers leave them
+    adata.X = stored
+    second = sg.tl.sample_cells(adata, profiles, n_cells=30, seed=0)
+    assert (first.X != second.X).nnz == 0
+
+
 def test_test_cells_are_never_read(adata):
     sg.pp.split_perturbations(adata, kind="custom", test_conditions=["C", "D"])
     profiles = measured_profiles(adata, ["A", "B"])

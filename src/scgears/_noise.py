@@ -177,6 +177,7 @@ def recover_counts(block, first_row: int) -> tuple[sp.csr_matrix, np.ndarray]:
             "such a layer."
         )
     np.expm1(z.data, out=z.data)
+    z.eliminate_zeros()  # stored zeros are not counts of one
     lengths = np.diff(z.indptr)
     scales = np.full(z.shape[0], np.nan)
     has = lengths > 0

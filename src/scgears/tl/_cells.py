@@ -111,9 +111,10 @@ def sample_cells(
     >>> import scgears as sg
     >>> adata = sg.datasets.simulate_screen(n_genes=100, n_cells_per_condition=20, seed=0)
     >>> sg.pp.register_perturbations(adata, perturbation_key="perturbation_name")
-    >>> profiles = sg.tl.baseline(adata, "additive", conditions=["G0+G1"])  # doctest: +SKIP
-    >>> cells = sg.tl.sample_cells(adata, profiles, n_cells=50, seed=0)  # doctest: +SKIP
-    >>> cells.obs["perturbation"].value_counts()  # doctest: +SKIP
+    >>> profiles = sg.tl.baseline(adata, "mean")  # or model.predict(...)
+    >>> cells = sg.tl.sample_cells(adata, profiles, n_cells=50, seed=0)
+    >>> int((cells.obs["perturbation"] == "control").sum())
+    100
     """
     if not is_profiles(profiles):
         raise TypeError(
