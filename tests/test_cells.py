@@ -126,6 +126,13 @@ def test_no_change_gives_no_de_genes(adata):
     assert (cells.uns["rank_genes_groups"]["pvals_adj"]["A"] < 0.05).sum() <= 1
 
 
+def test_a_control_row_is_skipped(adata):
+    with_control = measured_profiles(adata, ["ctrl", "A"])
+    cells = sg.tl.sample_cells(adata, with_control, n_cells=10, n_control_cells=20, seed=0)
+    assert cells.obs["perturbation"].value_counts().to_dict() == {"control": 20, "A": 10}
+    assert with_control.n_obs == 2
+
+
 def test_stored_zeros_are_not_counts(adata):
     profiles = measured_profiles(adata, ["A"])
     first = sg.tl.sample_cells(adata, profiles, n_cells=30, seed=0)
@@ -197,9 +204,6 @@ def test_bad_input_errors(adata):
     other.var_names = [f"x{i}" for i in range(other.n_vars)]
     with pytest.raises(ValueError, match="not genes of adata"):
         sg.tl.sample_cells(adata, other)
-    with_control = measured_profiles(adata, ["ctrl", "A"])
-    with pytest.raises(ValueError, match="'ctrl' row"):
-        sg.tl.sample_cells(adata, with_control)
     scaled = adata.copy()
     scaled.X = sp.csr_matrix(scaled.X.toarray() * 1.37)
     with pytest.raises(ValueError, match="not log1p of scaled counts"):

@@ -70,7 +70,8 @@ def sample_cells(
         conditions and usually a split.
     profiles
         A profile AnnData: ``model.predict(...)``, ``sg.tl.baseline(...)`` or measured profiles.
-        Its genes must be genes of ``adata``.
+        Its genes must be genes of ``adata``. A ``ctrl`` row is skipped (control cells are
+        added once, see ``control_cells``).
     n_cells
         Cells per condition. Default: ``profiles.obs["n_cells"]`` when it exists (measured
         profiles: as many cells as were measured), otherwise the median number of cells of the
@@ -136,10 +137,10 @@ def sample_cells(
     labels = get_conditions(adata, condition_key)
     conditions = profiles.obs_names.astype(str)
     if CONTROL in set(conditions):
-        raise ValueError(
-            f"The profiles have a {CONTROL!r} row: control cells are added by sample_cells "
-            "itself (control_cells=), drop that row first."
-        )
+        # measured profiles of every condition include it; control cells come from control_cells=
+        logger.info("The profiles' %r row is skipped: control cells are added once.", CONTROL)
+        profiles = profiles[conditions != CONTROL]
+        conditions = profiles.obs_names.astype(str)
 
     genes = adata.var_names.get_indexer(profiles.var_names)
     allowed = training_mask(adata, split_key, include_val=True)
