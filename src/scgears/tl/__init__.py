@@ -1,6 +1,7 @@
 """Tools: evaluation, baselines and genetic interactions of measured and predicted profiles."""
 
 from ._baselines import baseline
+from ._cells import sample_cells
 from ._combinations import predict_combinations
 from ._evaluate import evaluate, summarize
 from ._gi import GI_THRESHOLDS, genetic_interactions
@@ -17,5 +18,6 @@ __all__ = [
     "measured_profiles",
     "predict_combinations",
     "recommend",
+    "sample_cells",
     "summarize",
 ]
