@@ -43,7 +43,7 @@ SUBTYPE_RULES: dict[str, SubtypeRule] = {
             "near_one",
             0.25,
             "closest_to_one",
-            "#bbbbbb",
+            "#f0f0f0",
             "s",
         ),
         SubtypeRule(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
@@ -135,7 +136,7 @@ def gi_map(
     title = _title(pairs)
     if title:
         # above the legend, which sits right above the map
-        ax.set_title(title, pad=28 if by_subtype else 22, fontsize="medium")
+        ax.set_title(title, pad=6 if by_subtype else 22, fontsize="medium")
     return finish(fig, ax, created=created, show=show, save=save)
 
 
@@ -353,20 +354,21 @@ def _draw_subtypes(ax, pairs: pd.DataFrame, panel: list[str]) -> None:
     ax.tick_params(which="minor", length=0)
     for spine in ax.spines.values():
         spine.set_visible(False)
-    handles = [Patch(facecolor=SUBTYPE_RULES[s].color, label=s) for s in SUBTYPES]
+    handles = [Patch(facecolor=SUBTYPE_RULES[s].color, edgecolor="0.6", label=s) for s in SUBTYPES]
     handles.append(Patch(facecolor=NO_DATA_COLOR, label="no data"))
     note = (
         "faded = lower confidence (share of bootstrap replicates with the same call)"
         if has_confidence
         else "confidence not available: no noise model for these pairs"
     )
+    # right of the map (there is no colour bar): clear of the title and the gene names
     ax.legend(
         handles=handles,
-        loc="lower left",
-        bbox_to_anchor=(0.0, 1.0),
-        ncol=4,
+        loc="upper left",
+        bbox_to_anchor=(1.02, 1.0),
         frameon=False,
         fontsize="small",
-        title=note,
+        title="subtype\n" + textwrap.fill(note, 28),
         title_fontsize="x-small",
+        alignment="left",
     )

@@ -106,7 +106,7 @@ def _z(deviation: np.ndarray, sd: np.ndarray) -> np.ndarray:
     """Deviation / sd, with a spread of 0 (no noise model) giving +-inf, or 0 for no deviation."""
     with np.errstate(invalid="ignore", divide="ignore"):
         z = deviation / sd
-    return np.where(sd > 0, z, np.sign(deviation) * np.inf)
+        return np.where(sd > 0, z, np.sign(deviation) * np.inf)
 
 
 def decide(feat: dict[str, np.ndarray], ref: NullReference) -> np.ndarray:

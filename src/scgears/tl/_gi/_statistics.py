@@ -67,7 +67,7 @@ def _score_pairs(delta, first, second, double, gene_sets, max_subpopulation, ran
     out["n_fit_genes"] = np.array([len(g) for g in gene_sets], dtype=np.int64)
     sizes = out["n_fit_genes"]
     rng = np.random.default_rng(random_state)
-    too_few = np.flatnonzero(sizes < 3)
+    too_few = np.flatnonzero((sizes < 3) & (sizes > 0))
     if len(too_few):
         logger.warning(
             "%d pairs have fewer than 3 informative genes and get NaN scores (e.g. %s).",
