@@ -42,6 +42,8 @@ from ..._gi_rules import (
 
 _CODE = {name: i for i, name in enumerate(SUBTYPES)}
 _MAD_TO_SD = 1.4826
+#: Bootstrap bias correction of the point estimates of scale and k (see call_pairs).
+_BIAS_CORRECT = True
 
 
 @dataclass
@@ -160,10 +162,17 @@ def call_pairs(
     """
     ref = null_reference(point, null)
     feat = features(point, ref)
+    boot = features(observed, ref) if observed is not None else None
+    if boot is not None and _BIAS_CORRECT:
+        # bootstrap bias correction of the coefficients' shrinkage: a replicate's fit is shrunk
+        # against the estimate as the estimate's is against the truth (noisy singles, genes
+        # chosen on them), which the null, built on the estimated singles, does not share
+        for name in ("scale", "k1", "k2"):
+            with np.errstate(invalid="ignore"):
+                feat[name] = 2.0 * feat[name] - np.nanmedian(boot[name], axis=1)
     codes = decide(feat, ref)
     confidence = np.full(len(codes), np.nan)
-    if observed is not None:
-        boot = features(observed, ref)
+    if boot is not None:
         for name in ("scale", "k1", "k2", "new_variance"):
             with np.errstate(invalid="ignore"):
                 shift = feat[name] - np.nanmedian(boot[name], axis=1)

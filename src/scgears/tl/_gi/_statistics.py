@@ -111,11 +111,12 @@ def _scores(d_a: np.ndarray, d_b: np.ndarray, d_ab: np.ndarray, combos: np.ndarr
     dcor = _distance_correlations(d_a, d_b, d_ab)
     additive = d_a + d_b
     with np.errstate(divide="ignore", invalid="ignore"):
-        # what the fit leaves unexplained, in units of the size of the additive expectation or
-        # of the fit, whichever is larger: noise stays small against a weak double, and a
-        # strong double's distortions are measured against its own size
-        residual = np.einsum("pn,pn->p", d_ab - fit, d_ab - fit) / np.maximum(
-            np.einsum("pn,pn->p", additive, additive), np.einsum("pn,pn->p", fit, fit)
+        # what no combination of the singles explains: the least-squares residual (Theil-Sen
+        # may fit part of the genes and leave the rest), in units of the size of the additive
+        # expectation or of the fit, whichever is larger: noise stays small against a weak
+        # double, and a strong double's distortions are measured against its own size
+        residual = _least_squares_residual(d_a, d_b, d_ab) / np.maximum(
+            np.einsum("pn,pn->p", additive, additive), np.einsum("pn,pn->p", d_ab, d_ab)
         )
         dominance = np.abs(np.log10(c1 / c2))
         eq_contr = np.minimum(dcor["first"], dcor["second"]) / np.maximum(
@@ -314,6 +315,26 @@ def _dcor(cov: np.ndarray, var_x: np.ndarray, var_y: np.ndarray) -> np.ndarray:
     positive = denominator > 0
     ratio = np.where(positive, cov / np.where(positive, denominator, 1.0), 0.0)
     return np.sqrt(np.clip(ratio, 0.0, None))
+
+
+def _least_squares_residual(d_a: np.ndarray, d_b: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Residual sum of squares of ``y`` after projection on the span of ``d_a`` and ``d_b``."""
+    aa = np.einsum("pn,pn->p", d_a, d_a)
+    bb = np.einsum("pn,pn->p", d_b, d_b)
+    ab = np.einsum("pn,pn->p", d_a, d_b)
+    ay = np.einsum("pn,pn->p", d_a, y)
+    by = np.einsum("pn,pn->p", d_b, y)
+    yy = np.einsum("pn,pn->p", y, y)
+    det = aa * bb - ab * ab
+    regular = det > 1e-12 * np.maximum(aa * bb, 1e-300)
+    safe = np.where(regular, det, 1.0)
+    explained = np.where(
+        regular,
+        (bb * ay * ay - 2.0 * ab * ay * by + aa * by * by) / safe,
+        # (near-)collinear singles: project on the larger one
+        np.where(aa >= bb, ay**2 / np.maximum(aa, 1e-300), by**2 / np.maximum(bb, 1e-300)),
+    )
+    return np.maximum(yy - explained, 0.0)
 
 
 def _rowwise_pearson(x: np.ndarray, y: np.ndarray) -> np.ndarray:
