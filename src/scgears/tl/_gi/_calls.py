@@ -18,6 +18,9 @@ Every rule reads four features of a fit of ``delta_AB ~ c1 delta_A + c2 delta_B`
     Bias-corrected distance correlation of ``delta_A`` with ``delta_B`` of at least
     :data:`~scgears._gi_rules.SIMILAR_SINGLES`.
 
+The point estimates of ``scale``, ``k1`` and ``k2`` are bias-corrected by the bootstrap
+(``2 * estimate - median(replicates)``): genes chosen on noisy singles shrink the estimate against
+the truth as a replicate's is shrunk against the estimate, which the null does not share.
 Significance is a z-score against the null replicates' spread (median absolute deviation); where
 there is no noise model (a prediction without uncertainty) the spread is 0 and only the effect
 sizes decide.
