@@ -43,6 +43,7 @@ def _log_fold_rows(net: _Network, conditions, planted: _Planted | None) -> np.nd
     shift = np.zeros((n_rows, n_p))
     activity = np.zeros((n_rows, n_p))
     extra = np.zeros((n_rows, n_genes))
+    expression_mult = np.ones(n_rows)
     subtypes = planted.subtype if planted is not None else {}
     for c, genes in enumerate(conditions):
         rows = slice(c * len(levels), (c + 1) * len(levels))
@@ -57,7 +58,9 @@ def _log_fold_rows(net: _Network, conditions, planted: _Planted | None) -> np.nd
             for j in range(i + 1, len(idx)):
                 pair = (idx[i], idx[j]) if (idx[i], idx[j]) in subtypes else (idx[j], idx[i])
                 kind = subtypes.get(pair)
-                if kind in ("synergy", "suppression"):
+                if kind in ("synergy", "suppression") and planted.on == "expression":
+                    expression_mult[rows] *= planted.factor[pair]
+                elif kind in ("synergy", "suppression"):
                     act_mult[[i, j]] *= planted.factor[pair]
                 elif kind == "redundancy":
                     act_mult[[i, j]] *= 0.5
@@ -78,5 +81,7 @@ def _log_fold_rows(net: _Network, conditions, planted: _Planted | None) -> np.nd
     inputs = activity @ net.w_target + _activity(mediator_fold) @ net.v_target + extra
     log_fold = _response(inputs, net.basal, net.gain)
     log_fold[:, net.mediators] = mediator_fold
+    # interactions planted on expression scale the pair's downstream response as a whole
+    log_fold *= expression_mult[:, None].astype(np.float32)
     log_fold[:, net.perturbed] = shift
     return log_fold.astype(np.float32)

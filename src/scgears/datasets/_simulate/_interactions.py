@@ -8,12 +8,12 @@ import numpy as np
 import pandas as pd
 
 from ..._conditions import condition_label
+from ..._gi_rules import ADDITIVE, NONADDITIVE_SUBTYPES
 from ._dynamics import N_EFFICIENCY_LEVELS, _log_fold_rows
 from ._network import _Network
 
-#: Planted genetic-interaction subtypes, in the order they are allotted to doubles.
-GI_SUBTYPES = ("synergy", "suppression", "neomorphism", "redundancy", "epistasis")
-ADDITIVE = "additive"
+#: Planted genetic-interaction subtypes (the one table of subtypes, ``scgears._gi_rules``).
+GI_SUBTYPES = NONADDITIVE_SUBTYPES
 #: Default ranges of the activity multiplier of planted synergy and suppression.
 SYNERGY_FACTOR = (2.5, 3.2)
 SUPPRESSION_FACTOR = (0.2, 0.35)
@@ -26,6 +26,9 @@ class _Planted:
     subtype: dict[tuple[int, int], str]
     dominant: dict[tuple[int, int], int]
     factor: dict[tuple[int, int], float]
+    #: ``"activity"``: synergy and suppression scale the regulators' activity (through the
+    #: saturating network); ``"expression"``: they scale the pair's downstream log fold changes.
+    on: str = "activity"
 
     def table(self, net: _Network) -> pd.DataFrame:
         names = net.genes[net.perturbed]
@@ -56,6 +59,7 @@ def _plant_interactions(
     n_planted: int,
     synergy_factor: tuple[float, float] = SYNERGY_FACTOR,
     suppression_factor: tuple[float, float] = SUPPRESSION_FACTOR,
+    interactions_on: str = "activity",
 ) -> _Planted:
     """Choose the doubles and triples and plant the interactions (edits paralogs in ``net``).
 
@@ -153,7 +157,7 @@ def _plant_interactions(
         trio = rng.choice(n_p, size=3, replace=False)
         triples.add(tuple(int(g) for g in sorted(trio, key=rank.__getitem__)))
     ordered_triples = sorted(triples, key=lambda t: tuple(rank[g] for g in t))
-    return _Planted(doubles, ordered_triples, subtype, dominant, factor)
+    return _Planted(doubles, ordered_triples, subtype, dominant, factor, interactions_on)
 
 
 def _single_effects(net: _Network) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -24,6 +24,10 @@ SCORE_COLUMNS = (
     "corr_fit",
     "dominance",
     "eq_contr",
+    "dcor_bc",
+    "dcor_singles_bc",
+    "eq_contr_bc",
+    "fit_residual",
 )
 
 _EPS = np.finfo(np.float64).eps
@@ -31,19 +35,29 @@ _EPS = np.finfo(np.float64).eps
 _BATCH_VALUES = 2_000_000
 
 
-def _informative_genes(delta, first, second, double, n_top: int) -> list[np.ndarray]:
-    """Per pair, the union of the top-``n_top`` |delta| genes of A, B and A+B (non-zero only)."""
+def _informative_genes(
+    delta, first, second, double, n_top: int, exclude: list[np.ndarray] | None = None
+) -> list[np.ndarray]:
+    """Per pair, the union of the top-``n_top`` |delta| genes of A, B and A+B (non-zero only).
+
+    ``exclude`` holds, per pair, genes left out before the top genes are taken (the pair's own
+    perturbed genes).
+    """
     conditions = np.unique(np.concatenate([first, second, double]))
-    n_top = min(n_top, delta.shape[1])
+    extra = 0 if exclude is None else max((len(e) for e in exclude), default=0)
+    n_keep = min(n_top + extra, delta.shape[1])
     top = {}
     for c in conditions:
         magnitude = np.abs(delta[c])
-        order = np.argsort(-magnitude, kind="stable")[:n_top]
+        order = np.argsort(-magnitude, kind="stable")[:n_keep]
         top[c] = order[magnitude[order] > 0]
-    return [
-        np.union1d(np.union1d(top[a], top[b]), top[ab])
-        for a, b, ab in zip(first, second, double, strict=True)
-    ]
+    sets = []
+    for i, (a, b, ab) in enumerate(zip(first, second, double, strict=True)):
+        parts = [top[a], top[b], top[ab]]
+        if exclude is not None and len(exclude[i]):
+            parts = [p[~np.isin(p, exclude[i])] for p in parts]
+        sets.append(np.unique(np.concatenate([p[:n_top] for p in parts])))
+    return sets
 
 
 def _score_pairs(delta, first, second, double, gene_sets, max_subpopulation, random_state):
@@ -53,7 +67,7 @@ def _score_pairs(delta, first, second, double, gene_sets, max_subpopulation, ran
     out["n_fit_genes"] = np.array([len(g) for g in gene_sets], dtype=np.int64)
     sizes = out["n_fit_genes"]
     rng = np.random.default_rng(random_state)
-    too_few = np.flatnonzero(sizes < 3)
+    too_few = np.flatnonzero((sizes < 3) & (sizes > 0))
     if len(too_few):
         logger.warning(
             "%d pairs have fewer than 3 informative genes and get NaN scores (e.g. %s).",
@@ -95,10 +109,21 @@ def _scores(d_a: np.ndarray, d_b: np.ndarray, d_ab: np.ndarray, combos: np.ndarr
     c1, c2 = theil_sen(np.stack([d_a, d_b], axis=-1), d_ab, combos).T
     fit = c1[:, None] * d_a + c2[:, None] * d_b
     dcor = _distance_correlations(d_a, d_b, d_ab)
+    additive = d_a + d_b
     with np.errstate(divide="ignore", invalid="ignore"):
+        # what no combination of the singles explains: the least-squares residual (Theil-Sen
+        # may fit part of the genes and leave the rest), in units of the size of the additive
+        # expectation or of the fit, whichever is larger: noise stays small against a weak
+        # double, and a strong double's distortions are measured against its own size
+        residual = _least_squares_residual(d_a, d_b, d_ab) / np.maximum(
+            np.einsum("pn,pn->p", additive, additive), np.einsum("pn,pn->p", d_ab, d_ab)
+        )
         dominance = np.abs(np.log10(c1 / c2))
         eq_contr = np.minimum(dcor["first"], dcor["second"]) / np.maximum(
             dcor["first"], dcor["second"]
+        )
+        eq_contr_bc = np.minimum(dcor["first_bc"], dcor["second_bc"]) / np.maximum(
+            dcor["first_bc"], dcor["second_bc"]
         )
     return {
         "c1": c1,
@@ -111,6 +136,10 @@ def _scores(d_a: np.ndarray, d_b: np.ndarray, d_ab: np.ndarray, combos: np.ndarr
         "corr_fit": _rowwise_pearson(fit, d_ab),
         "dominance": dominance,
         "eq_contr": eq_contr,
+        "dcor_bc": dcor["joint_bc"],
+        "dcor_singles_bc": dcor["singles_bc"],
+        "eq_contr_bc": eq_contr_bc,
+        "fit_residual": residual,
     }
 
 
@@ -233,43 +262,51 @@ def _weiszfeld_step(px: np.ndarray, py: np.ndarray, median: np.ndarray) -> np.nd
 def _distance_correlations(d_a: np.ndarray, d_b: np.ndarray, d_ab: np.ndarray) -> dict:
     """The four distance correlations of get_coeffs for a batch of pairs (inputs: pairs x genes).
 
-    V-statistics, as the ``dcor`` package. With ``D`` the distance matrices, ``r`` their row sums
-    and ``R`` their totals, the double-centred product is
-    ``sum(D_x * D_y) - 2 / n * sum(r_x * r_y) + R_x * R_y / n**2``, so no centred matrix is formed;
-    the joint distance of ``[delta_A, delta_B]`` is ``hypot(D_A, D_B)``.
+    V-statistics, as the ``dcor`` package's ``distance_correlation`` (keys ``joint``,
+    ``singles``, ``first``, ``second``), and the bias-corrected (U-statistic) versions, as its
+    ``u_distance_correlation_sqr`` (keys with ``_bc``; reported as the square root of the
+    estimate clipped at 0). With ``D`` the distance matrices (zero diagonal), ``r`` their row sums
+    and ``R`` their totals, both come from three sums: the double-centred product is
+    ``sum(D_x * D_y) - 2 / n * sum(r_x * r_y) + R_x * R_y / n**2`` and the U-centred one
+    ``sum(D_x * D_y) - 2 / (n - 2) * sum(r_x * r_y) + R_x * R_y / ((n - 1) (n - 2))``, so no
+    centred matrix is formed; the joint distance of ``[delta_A, delta_B]`` is
+    ``hypot(D_A, D_B)``.
     """
     n = d_a.shape[1]
     dist_a = np.abs(d_a[:, :, None] - d_a[:, None, :])
     dist_b = np.abs(d_b[:, :, None] - d_b[:, None, :])
     dist_ab = np.abs(d_ab[:, :, None] - d_ab[:, None, :])
     joint = np.hypot(dist_a, dist_b)
-    rows = {
-        k: m.sum(axis=2) for k, m in (("a", dist_a), ("b", dist_b), ("ab", dist_ab), ("j", joint))
-    }
-
-    def dcov(x, rx, y, ry):
-        return (
-            np.einsum("pij,pij->p", x, y)
-            - 2.0 / n * np.einsum("pi,pi->p", rx, ry)
-            + rx.sum(axis=1) * ry.sum(axis=1) / n**2
-        )
-
-    var_a = dcov(dist_a, rows["a"], dist_a, rows["a"])
-    var_b = dcov(dist_b, rows["b"], dist_b, rows["b"])
-    var_ab = dcov(dist_ab, rows["ab"], dist_ab, rows["ab"])
+    mats = {"a": dist_a, "b": dist_b, "ab": dist_ab, "j": joint}
+    rows = {k: m.sum(axis=2) for k, m in mats.items()}
+    totals = {k: r.sum(axis=1) for k, r in rows.items()}
     # sum(joint**2) = sum(dist_a**2) + sum(dist_b**2): saves one pass over the joint matrix
-    var_j = (
-        np.einsum("pij,pij->p", dist_a, dist_a)
-        + np.einsum("pij,pij->p", dist_b, dist_b)
-        - 2.0 / n * np.einsum("pi,pi->p", rows["j"], rows["j"])
-        + rows["j"].sum(axis=1) ** 2 / n**2
-    )
-    return {
-        "joint": _dcor(dcov(joint, rows["j"], dist_ab, rows["ab"]), var_j, var_ab),
-        "singles": _dcor(dcov(dist_a, rows["a"], dist_b, rows["b"]), var_a, var_b),
-        "first": _dcor(dcov(dist_a, rows["a"], dist_ab, rows["ab"]), var_a, var_ab),
-        "second": _dcor(dcov(dist_b, rows["b"], dist_ab, rows["ab"]), var_b, var_ab),
+    products = {
+        (x, y): np.einsum("pij,pij->p", mats[x], mats[y])
+        for x, y in (("a", "a"), ("b", "b"), ("ab", "ab"), ("j", "ab"), ("a", "b"), ("a", "ab"))
     }
+    products["b", "ab"] = np.einsum("pij,pij->p", dist_b, dist_ab)
+    products["j", "j"] = products["a", "a"] + products["b", "b"]
+
+    def centred(x, y, biased: bool):
+        cross = np.einsum("pi,pi->p", rows[x], rows[y])
+        if biased:
+            return products[x, y] - 2.0 / n * cross + totals[x] * totals[y] / n**2
+        if n < 4:
+            return np.full(len(cross), np.nan)
+        return products[x, y] - 2.0 / (n - 2) * cross + totals[x] * totals[y] / ((n - 1) * (n - 2))
+
+    out = {}
+    for biased, suffix in ((True, ""), (False, "_bc")):
+        var = {k: centred(k, k, biased) for k in mats}
+        for name, (x, y) in (
+            ("joint", ("j", "ab")),
+            ("singles", ("a", "b")),
+            ("first", ("a", "ab")),
+            ("second", ("b", "ab")),
+        ):
+            out[name + suffix] = _dcor(centred(x, y, biased), var[x], var[y])
+    return out
 
 
 def _dcor(cov: np.ndarray, var_x: np.ndarray, var_y: np.ndarray) -> np.ndarray:
@@ -278,6 +315,26 @@ def _dcor(cov: np.ndarray, var_x: np.ndarray, var_y: np.ndarray) -> np.ndarray:
     positive = denominator > 0
     ratio = np.where(positive, cov / np.where(positive, denominator, 1.0), 0.0)
     return np.sqrt(np.clip(ratio, 0.0, None))
+
+
+def _least_squares_residual(d_a: np.ndarray, d_b: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Residual sum of squares of ``y`` after projection on the span of ``d_a`` and ``d_b``."""
+    aa = np.einsum("pn,pn->p", d_a, d_a)
+    bb = np.einsum("pn,pn->p", d_b, d_b)
+    ab = np.einsum("pn,pn->p", d_a, d_b)
+    ay = np.einsum("pn,pn->p", d_a, y)
+    by = np.einsum("pn,pn->p", d_b, y)
+    yy = np.einsum("pn,pn->p", y, y)
+    det = aa * bb - ab * ab
+    regular = det > 1e-12 * np.maximum(aa * bb, 1e-300)
+    safe = np.where(regular, det, 1.0)
+    explained = np.where(
+        regular,
+        (bb * ay * ay - 2.0 * ab * ay * by + aa * by * by) / safe,
+        # (near-)collinear singles: project on the larger one
+        np.where(aa >= bb, ay**2 / np.maximum(aa, 1e-300), by**2 / np.maximum(bb, 1e-300)),
+    )
+    return np.maximum(yy - explained, 0.0)
 
 
 def _rowwise_pearson(x: np.ndarray, y: np.ndarray) -> np.ndarray:
