@@ -9,7 +9,11 @@ from __future__ import annotations
 import importlib
 from importlib.metadata import PackageNotFoundError, version
 
-from . import datasets, pl, pp, tl
+from ._threads import set_wait_policy
+
+set_wait_policy()  # before anything loads torch: its idle threads sleep (see scgears._threads)
+
+from . import datasets, pl, pp, tl  # noqa: E402
 
 try:
     __version__ = version("scgears")

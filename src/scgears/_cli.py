@@ -125,7 +125,7 @@ def _demo(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
 
     try:
         _check_out(args.out, args.overwrite)
-    except FileExistsError as error:
+    except OSError as error:  # a file in the way, no permission, not empty: the message says
         parser.error(str(error))
     start = time.perf_counter()
     from . import model  # noqa: F401  # imports Lightning, which sets its loggers' levels

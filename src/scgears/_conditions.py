@@ -51,10 +51,26 @@ def as_condition(perturbation: str | Sequence[str]) -> str:
     'KLF1'
     >>> as_condition("KLF1+ctrl")
     'KLF1'
+
+    Genes that are not names are refused (``TypeError``), e.g. ``as_condition([1, 2])``.
     """
     if isinstance(perturbation, str):
         return condition_label(perturbation.split(SEPARATOR))
-    return condition_label(perturbation)
+    try:
+        genes = list(perturbation)
+    except TypeError:
+        raise TypeError(
+            f"A perturbation is a label such as 'CBL+CNN1' or a list of gene names such as "
+            f"['CBL', 'CNN1']; got {perturbation!r} ({type(perturbation).__name__})."
+        ) from None
+    bad = [g for g in genes if not isinstance(g, str)]
+    if bad:
+        raise TypeError(
+            f"Genes must be gene names (str); got {bad[0]!r} ({type(bad[0]).__name__}) in "
+            f"{perturbation!r}. Pass gene symbols such as ['CBL', 'CNN1'] (for positions in "
+            "var_names: `list(adata.var_names[positions])`)."
+        )
+    return condition_label(genes)
 
 
 def n_genes(label: str) -> int:

@@ -9,6 +9,7 @@ entry point; ``scgears demo --out DIR`` (``scgears._cli``) adds logging and prin
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -227,16 +228,37 @@ def _step(name: str, timings: dict[str, float]) -> Iterator[None]:
 
 
 def _check_out(out: str | Path, overwrite: bool) -> Path:
-    """Create ``out``, refusing a non-empty folder unless ``overwrite`` (before any work)."""
+    """Create ``out``, refusing a non-empty folder unless ``overwrite`` (before any work).
+
+    Every refusal is an :class:`OSError` whose message names the folder and the fix: a file in
+    its place or above it, a folder that cannot be created or written to, or one not empty.
+    """
     path = Path(out)
     if path.exists() and not path.is_dir():
         raise FileExistsError(f"--out {str(path)!r} exists and is not a folder: choose another.")
+    above = next((p for p in path.absolute().parents if p.exists()), None)
+    if not path.exists() and above is not None and not above.is_dir():
+        raise NotADirectoryError(
+            f"--out {str(path)!r} cannot be created: {str(above)!r} is a file, not a folder. "
+            "Choose an output folder elsewhere."
+        )
     if path.is_dir() and any(path.iterdir()) and not overwrite:
         raise FileExistsError(
             f"Output folder {str(path)!r} exists and is not empty: choose a new folder, or pass "
             "--overwrite (overwrite=True) to replace the demo's files in it."
         )
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise PermissionError(
+            f"--out {str(path)!r} cannot be created ({error.strerror or error}). Choose an output "
+            "folder you can write to."
+        ) from error
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise PermissionError(
+            f"--out {str(path)!r} is not writable: the demo could not save its results there. "
+            "Choose an output folder you can write to."
+        )
     return path
 
 

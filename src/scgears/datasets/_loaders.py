@@ -234,6 +234,8 @@ def fetch(name: str, path: str | os.PathLike | None = None) -> Path:
     remote = REGISTRY[name]
     folder = data_dir(path)
     target = folder / remote.filename
+    if not target.is_file():
+        _check_writable(folder, from_env=path is None and bool(os.environ.get(DATA_DIR_ENV)))
     failures = []
     for url in remote.urls:
         try:
@@ -249,6 +251,32 @@ def fetch(name: str, path: str | os.PathLike | None = None) -> Path:
         except (OSError, ValueError) as error:  # network, disk, checksum: the same advice
             failures.append(f"  {url}\n    -> {type(error).__name__}: {error}")
     raise DatasetUnavailableError(_unavailable_message(remote, target, failures))
+
+
+def _check_writable(folder: Path, *, from_env: bool) -> None:
+    """Refuse a cache folder the download cannot be written to, before any download."""
+    origin = f"${DATA_DIR_ENV}" if from_env else "data_dir="
+    fix = f"Set {origin} to a folder you can write to" + (
+        f" (or unset ${DATA_DIR_ENV} for the default cache)." if from_env else "."
+    )
+    above = next((p for p in [folder, *folder.absolute().parents] if p.exists()), None)
+    if above is not None and not above.is_dir():
+        raise DatasetUnavailableError(
+            f"The data folder {str(folder)!r} ({origin}) cannot be used: {str(above)!r} is a "
+            f"file, not a folder. {fix}"
+        )
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise DatasetUnavailableError(
+            f"The data folder {str(folder)!r} ({origin}) cannot be created "
+            f"({error.strerror or error}). {fix}"
+        ) from error
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise DatasetUnavailableError(
+            f"The data folder {str(folder)!r} ({origin}) is not writable, so the download cannot "
+            f"be saved there. {fix}"
+        )
 
 
 def _progressbar() -> bool:

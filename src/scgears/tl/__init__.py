@@ -5,7 +5,9 @@ from ._cells import sample_cells
 from ._combinations import predict_combinations
 from ._evaluate import evaluate, summarize
 from ._gi import GI_THRESHOLDS, genetic_interactions
+from ._measured import measured_profiles
 from ._precision import gi_precision
+from ._recommend import recommend
 
 __all__ = [
     "GI_THRESHOLDS",
@@ -13,7 +15,9 @@ __all__ = [
     "evaluate",
     "genetic_interactions",
     "gi_precision",
+    "measured_profiles",
     "predict_combinations",
+    "recommend",
     "sample_cells",
     "summarize",
 ]
