@@ -65,7 +65,8 @@ def test_demo_gi_profiles_and_table_cover_every_pair(demo):
     gi = pd.read_csv(out / "gi_table.csv", index_col=0, keep_default_na=False)
     assert len(gi) == N_PAIRS
     assert set(gi.index) == set(grid.obs_names[grid.obs["n_perturbed_genes"] == 2])
-    for column in ("gene_a", "gene_b", "mag", "corr_fit", "dcor", "eq_contr", *GI_SUBTYPES):
+    paper = [f"paper_{s}" for s in GI_SUBTYPES]
+    for column in ("gene_a", "gene_b", "mag", "corr_fit", "dcor", "eq_contr", "subtype", *paper):
         assert column in gi.columns, column
     # the screen's measured pairs carry their split set and planted subtype
     assert gi["measured"].dtype == bool

@@ -304,6 +304,9 @@ def test_simulation_writes_to_h5ad(screen, tmp_path):
         ({"n_doubles": 8, "n_interactions_per_subtype": 2}, "needs 10 doubles"),
         ({"n_cells_per_condition": 0}, "n_cells_per_condition must be a positive integer"),
         ({"go_consistency": 1.5}, "go_consistency must be between 0 and 1"),
+        ({"synergy_factor": (0.5, 2.0)}, "synergy_factor must be a"),
+        ({"suppression_factor": (0.4, 1.5)}, "suppression_factor must be a"),
+        ({"interactions_on": "cells"}, "interactions_on must be 'activity' or 'expression'"),
     ],
 )
 def test_simulate_rejects_bad_arguments(kwargs, match):
@@ -462,3 +465,56 @@ def test_registry_pins_every_file():
 def test_loader_rejects_bad_gene_count(tmp_path):
     with pytest.raises(ValueError, match="n_top_genes must be a positive integer"):
         sg.datasets.norman2019(n_top_genes=0, data_dir=tmp_path)
+
+
+def test_interactions_on_expression_scale_the_pairs_downstream_change():
+    kwargs = {"n_genes": 300, "n_cells_per_condition": 5, "seed": 4}
+    planted_on = sg.datasets.simulate_screen(
+        **kwargs,
+        synergy_factor=(1.5, 2.0),
+        suppression_factor=(0.4, 0.6),
+        interactions_on="expression",
+    )
+    sim = planted_on.uns["simulation"]
+    assert sim["params"]["interactions_on"] == "expression"
+    gi = sim["gi"]
+    fold = pd.DataFrame(sim["true_log_fold"], index=sim["conditions"], columns=planted_on.var_names)
+    perturbed = sim["genes"].index[sim["genes"]["role"] == "perturbed"]
+    for kind, (low, high) in (("synergy", (1.5, 2.0)), ("suppression", (0.4, 0.6))):
+        pairs = gi.index[gi["subtype"] == kind]
+        assert len(pairs) > 0
+        assert gi.loc[pairs, "factor"].between(low, high).all()
+    # the same screen with the interactions on activity differs only in the planted pairs
+    on_activity = sg.datasets.simulate_screen(
+        **kwargs, synergy_factor=(1.5, 2.0), suppression_factor=(0.4, 0.6)
+    )
+    other = pd.DataFrame(
+        on_activity.uns["simulation"]["true_log_fold"],
+        index=sim["conditions"],
+        columns=planted_on.var_names,
+    )
+    for pair in gi.index[gi["subtype"].isin(["synergy", "suppression"])]:
+        downstream = fold.columns.difference(perturbed)
+        # expression: the double's network response, scaled by the factor downstream
+        np.testing.assert_allclose(
+            fold.loc[pair, downstream] / gi.loc[pair, "factor"],
+            _unscaled(kwargs, pair)[downstream],
+            rtol=1e-4,
+            atol=1e-5,
+        )
+        assert not np.allclose(other.loc[pair, downstream], fold.loc[pair, downstream])
+    additive = gi.index[gi["subtype"] == "additive"]
+    pd.testing.assert_frame_equal(fold.loc[additive], other.loc[additive])
+
+
+def _unscaled(kwargs, pair):
+    """The double's response with its planted factor set to 1 (synergy of factor exactly 1)."""
+    screen = sg.datasets.simulate_screen(
+        **kwargs,
+        synergy_factor=(1.0 + 1e-12, 1.0 + 1e-12),
+        suppression_factor=(1.0 - 1e-12, 1.0 - 1e-12),
+        interactions_on="expression",
+    )
+    sim = screen.uns["simulation"]
+    fold = pd.DataFrame(sim["true_log_fold"], index=sim["conditions"], columns=screen.var_names)
+    return fold.loc[pair]

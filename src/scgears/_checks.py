@@ -63,15 +63,19 @@ def check_shape(adata: AnnData, function: str) -> None:
         )
 
 
-def check_unique_var_names(adata: AnnData) -> None:
-    """Refuse duplicated gene names: genes are looked up by name everywhere in scgears."""
+def check_unique_var_names(adata: AnnData, name: str = "adata") -> None:
+    """Refuse duplicated gene names: genes are looked up by name everywhere in scgears.
+
+    ``name`` is how the message calls the AnnData (e.g. ``"predicted['GEARS']"``).
+    """
+    if adata.var_names.is_unique:
+        return
     duplicated = adata.var_names[adata.var_names.duplicated()].unique()
-    if len(duplicated):
-        raise ValueError(
-            f"adata.var_names has {len(duplicated)} duplicated gene names "
-            f"({preview(duplicated.tolist())}). Make them unique with "
-            "`adata.var_names_make_unique()` (or drop the duplicates) before using scgears."
-        )
+    raise ValueError(
+        f"{name}.var_names has {len(duplicated)} duplicated gene names "
+        f"({preview(duplicated.tolist())}). Make them unique with "
+        f"`{name}.var_names_make_unique()` (or drop the duplicates) before using scgears."
+    )
 
 
 def check_expression(adata: AnnData, layer: str | None = None, *, function: str) -> None:

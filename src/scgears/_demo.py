@@ -197,8 +197,9 @@ def _run_demo(
     with _step("GI map", timings):
         panel = _perturbed_genes(adata)
         gi_profiles = sg.tl.predict_combinations(model, panel, progress_bar=progress_bar)
-        gi_table = sg.tl.genetic_interactions(gi_profiles)
-        measured_gi = sg.tl.genetic_interactions(adata, key_added=None)
+        # few replicates: every replicate re-scores every pair of the panel (calls, confidence)
+        gi_table = sg.tl.genetic_interactions(gi_profiles, n_bootstrap=20, seed=seed)
+        measured_gi = sg.tl.genetic_interactions(adata, key_added=None, n_bootstrap=50, seed=seed)
         planted = adata.uns["simulation"]["gi"]
         gi_table = _annotate_pairs(gi_table, adata, planted)
         recovery = planted_recovery(gi_table, measured_gi, planted, test)

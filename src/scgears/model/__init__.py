@@ -1,7 +1,16 @@
 """Models: GEARS in scvi-tools form (imports torch, scvi-tools and Lightning)."""
 
+from ._callbacks import KeepEpoch
 from ._gears import GEARS
-from ._module import GEARSModule
+from ._graphs import ModelGraphs
+from ._module import PAPER_SETTINGS, GEARSModule
 from ._training_plan import GEARSTrainingPlan
 
-__all__ = ["GEARS", "GEARSModule", "GEARSTrainingPlan"]
+__all__ = [
+    "GEARS",
+    "PAPER_SETTINGS",
+    "GEARSModule",
+    "GEARSTrainingPlan",
+    "KeepEpoch",
+    "ModelGraphs",
+]

@@ -1,8 +1,9 @@
-"""The pairwise genetic-interaction map: a gene x gene heatmap of magnitude with subtype markers."""
+"""The pairwise genetic-interaction map: a gene x gene heatmap of subtypes (or of magnitude)."""
 
 from __future__ import annotations
 
 import logging
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
@@ -12,11 +13,13 @@ import pandas as pd
 
 from .._checks import preview
 from .._conditions import as_condition, condition_genes
+from .._gi_rules import SUBTYPE_RULES, SUBTYPES
 from ._utils import check_save, finish, new_axes
 
 logger = logging.getLogger(__name__)
 
-#: Subtypes drawn as markers inside the cells (synergy and suppression are the colour itself).
+#: In the magnitude map, subtypes drawn as markers inside the cells (synergy and suppression are
+#: the colour itself).
 #: Fills are yellow, white and black so that each stands out on both red and blue cells; ``scale``
 #: evens out the apparent size of the shapes and ``dx`` keeps several markers of a cell apart.
 MARKED_SUBTYPES = {
@@ -34,6 +37,7 @@ def gi_map(
     *,
     genes: Sequence[str] | None = None,
     order: Literal["cluster", "alphabetical"] | None = "cluster",
+    color: Literal["auto", "subtype", "mag"] = "auto",
     vmax: float | None = None,
     cmap: str = "RdBu_r",
     marker_size: float | None = None,
@@ -43,18 +47,29 @@ def gi_map(
 ):
     """Draw the genetic-interaction map of a gene panel (GEARS' Fig. 4).
 
-    Each cell of the symmetric gene x gene heatmap is the pair's interaction magnitude ``mag``
-    (:func:`~scgears.tl.genetic_interactions`), coloured on a diverging scale centred at 1, the
-    additive expectation: red above 1 (synergy), blue below 1 (suppression). Pairs flagged as
-    neomorphic (yellow star), redundant (white circle) or epistatic (black triangle) get a marker
-    in both of their cells. Pairs absent from ``gi`` and the diagonal are grey.
+    With ``color="subtype"`` (the default for tables of :func:`~scgears.tl.genetic_interactions`,
+    which have a ``subtype`` column), each cell of the symmetric gene x gene map is coloured by
+    the pair's one calibrated subtype, its opacity by the call's ``confidence`` (the share of
+    bootstrap replicates giving the same call; fully opaque, and said so in the legend, when the
+    confidence is NaN because the pairs had no noise model). The legend lists all six subtypes.
+    The title says whether the pairs are measured or predicted (from the table's ``source``).
+
+    With ``color="mag"`` (the default for tables without ``subtype``), each cell is the pair's
+    interaction magnitude ``mag`` on a diverging scale centred at 1, the additive expectation:
+    red above 1 (synergy), blue below 1 (suppression); the scale spans the largest distance from
+    1 in the data unless ``vmax`` is given, so no value saturates. Pairs flagged by the paper's
+    thresholds as neomorphic (yellow star), redundant (white circle) or epistatic (black
+    triangle) get a marker in both of their cells. Either way, pairs absent from ``gi`` and the
+    diagonal are grey.
 
     Parameters
     ----------
     gi
-        Table indexed by pair label (``"A+B"``) with a ``mag`` column and, for the markers, the
-        boolean columns ``neomorphism``, ``redundancy`` and ``epistasis`` (those present are drawn).
-        Rows that are not pairs of two genes are ignored.
+        Table indexed by pair label (``"A+B"``) with a ``mag`` column, as returned by
+        :func:`~scgears.tl.genetic_interactions`: ``subtype`` and ``confidence`` for the subtype
+        map; for the markers of the magnitude map the boolean columns ``paper_neomorphism``,
+        ``paper_redundancy`` and ``paper_epistasis`` (or the same without ``paper_``; those
+        present are drawn). Rows that are not pairs of two genes are ignored.
     genes
         Genes to show (default: every gene of a pair in ``gi``).
     order
@@ -62,6 +77,8 @@ def gi_map(
         clustering of their magnitude profiles (missing pairs count as additive, 1), so genes that
         interact alike sit together; ``"alphabetical"`` sorts them; ``None`` keeps the order of
         ``genes`` (or of first appearance in ``gi``).
+    color
+        ``"subtype"``, ``"mag"``, or ``"auto"``: ``"subtype"`` when ``gi`` has that column.
     vmax
         Largest distance from 1 on the colour scale (default: the largest in the data), so the
         scale runs from ``1 - vmax`` to ``1 + vmax``.
@@ -94,16 +111,32 @@ def gi_map(
     check_save(save)
     if order not in ("cluster", "alphabetical", None):
         raise ValueError(f"order must be 'cluster', 'alphabetical' or None, got {order!r}.")
+    if color not in ("auto", "subtype", "mag"):
+        raise ValueError(f"color must be 'auto', 'subtype' or 'mag', got {color!r}.")
+    if color == "subtype" and "subtype" not in gi.columns:
+        raise KeyError(
+            "color='subtype' needs the 'subtype' column of sg.tl.genetic_interactions; "
+            "use color='mag' for tables without it."
+        )
+    by_subtype = color == "subtype" or (color == "auto" and "subtype" in gi.columns)
     pairs = _pairs(gi)
     panel = _panel_genes(pairs, genes)
-    magnitude = _magnitude_matrix(pairs, panel)
-    panel, magnitude = _reorder(panel, magnitude, order)
+    value = "scale" if by_subtype and "scale" in pairs.columns else "mag"
+    magnitude = _magnitude_matrix(pairs, panel, value)
+    panel, magnitude, _ = _reorder(panel, magnitude, order)
 
     created = ax is None
     side = min(max(4.0, 0.28 * len(panel) + 2.5), 30.0)
     fig, ax = new_axes(ax, figsize=(side + 1.2, side))
-    _draw_heatmap(ax, fig, magnitude, panel, vmax=vmax, cmap=cmap)
-    _draw_markers(ax, pairs, panel, marker_size=marker_size)
+    if by_subtype:
+        _draw_subtypes(ax, pairs, panel)
+    else:
+        _draw_heatmap(ax, fig, magnitude, panel, vmax=vmax, cmap=cmap)
+        _draw_markers(ax, pairs, panel, marker_size=marker_size)
+    title = _title(pairs)
+    if title:
+        # above the legend, which sits right above the map
+        ax.set_title(title, pad=6 if by_subtype else 22, fontsize="medium")
     return finish(fig, ax, created=created, show=show, save=save)
 
 
@@ -151,11 +184,11 @@ def _panel_genes(pairs: pd.DataFrame, genes: Sequence[str] | None) -> list[str]:
     return list(dict.fromkeys(genes))
 
 
-def _magnitude_matrix(pairs: pd.DataFrame, panel: list[str]) -> np.ndarray:
-    """Symmetric gene x gene matrix of ``mag``; NaN for the diagonal and missing pairs."""
+def _magnitude_matrix(pairs: pd.DataFrame, panel: list[str], value: str = "mag") -> np.ndarray:
+    """Symmetric gene x gene matrix of ``value``; NaN for the diagonal and missing pairs."""
     where = {g: i for i, g in enumerate(panel)}
     matrix = np.full((len(panel), len(panel)), np.nan)
-    for a, b, mag in zip(pairs["gene_a"], pairs["gene_b"], pairs["mag"], strict=True):
+    for a, b, mag in zip(pairs["gene_a"], pairs["gene_b"], pairs[value], strict=True):
         if a in where and b in where:
             matrix[where[a], where[b]] = matrix[where[b], where[a]] = float(mag)
     return matrix
@@ -172,7 +205,7 @@ def _reorder(panel: list[str], matrix: np.ndarray, order):
         index = leaves_list(linkage(filled, method="average", metric="euclidean"))
     else:
         index = np.arange(len(panel))
-    return [panel[i] for i in index], matrix[np.ix_(index, index)]
+    return [panel[i] for i in index], matrix[np.ix_(index, index)], index
 
 
 def _draw_heatmap(ax, fig, matrix: np.ndarray, panel: list[str], *, vmax, cmap: str) -> None:
@@ -222,9 +255,10 @@ def _draw_markers(ax, pairs: pd.DataFrame, panel: list[str], *, marker_size) -> 
         marker_size = min(max(0.26 * _cell_points(ax, len(panel)), 2.0), 10.0) ** 2
     handles = [Patch(facecolor=NO_DATA_COLOR, label="no data")]
     for subtype, style in MARKED_SUBTYPES.items():
-        if subtype not in pairs.columns:
+        column = f"paper_{subtype}" if f"paper_{subtype}" in pairs.columns else subtype
+        if column not in pairs.columns:
             continue
-        flagged = pairs[inside & pairs[subtype].eq(True)]
+        flagged = pairs[inside & pairs[column].eq(True)]
         rows = np.array([where[a] for a in flagged["gene_a"]], dtype=float)
         cols = np.array([where[b] for b in flagged["gene_b"]], dtype=float)
         # both triangles, so the map stays symmetric
@@ -269,3 +303,72 @@ def _cell_points(ax, n: int) -> float:
     """Width of one heatmap cell in points (before the colour bar and aspect adjustments)."""
     box = ax.get_window_extent()
     return min(box.width, box.height) * 72.0 / ax.figure.dpi / max(n, 1)
+
+
+def _title(pairs: pd.DataFrame) -> str:
+    """Whether the map shows measured or predicted pairs, from the table's ``source`` column."""
+    if "source" not in pairs.columns:
+        return ""
+    sources = sorted({str(s) for s in pairs["source"].dropna()})
+    if sources == ["measured"]:
+        return "Measured pairs"
+    if "measured" in sources:
+        return f"Measured and predicted pairs ({', '.join(s for s in sources if s != 'measured')})"
+    return f"Predicted pairs ({', '.join(sources)})" if sources else ""
+
+
+def _draw_subtypes(ax, pairs: pd.DataFrame, panel: list[str]) -> None:
+    """Cells coloured by subtype, opacity = confidence; a legend of all six subtypes."""
+    from matplotlib.colors import to_rgba
+    from matplotlib.patches import Patch
+
+    where = {g: i for i, g in enumerate(panel)}
+    n = len(panel)
+    image = np.tile(np.array(to_rgba(NO_DATA_COLOR)), (n, n, 1))
+    has_confidence = "confidence" in pairs.columns and pairs["confidence"].notna().any()
+    white = np.ones(4)
+    for a, b, subtype, conf in zip(
+        pairs["gene_a"],
+        pairs["gene_b"],
+        pairs["subtype"],
+        pairs["confidence"] if "confidence" in pairs.columns else [np.nan] * len(pairs),
+        strict=True,
+    ):
+        if a not in where or b not in where or pd.isna(subtype):
+            continue
+        colour = np.array(to_rgba(SUBTYPE_RULES[str(subtype)].color))
+        opacity = 1.0 if not np.isfinite(conf) else 0.15 + 0.85 * float(conf)
+        blended = opacity * colour + (1.0 - opacity) * white
+        blended[3] = 1.0
+        image[where[a], where[b]] = image[where[b], where[a]] = blended
+    ax.imshow(image, interpolation="nearest", aspect="equal")
+    ax.set_xticks(np.arange(n))
+    ax.set_yticks(np.arange(n))
+    fontsize = max(3.0, min(10.0, 0.6 * _cell_points(ax, n)))
+    ax.set_xticklabels(panel, rotation=90, fontsize=fontsize)
+    ax.set_yticklabels(panel, fontsize=fontsize)
+    ax.tick_params(length=0)
+    ax.set_xticks(np.arange(n + 1) - 0.5, minor=True)
+    ax.set_yticks(np.arange(n + 1) - 0.5, minor=True)
+    ax.grid(which="minor", color="white", linewidth=0.5)
+    ax.tick_params(which="minor", length=0)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    handles = [Patch(facecolor=SUBTYPE_RULES[s].color, edgecolor="0.6", label=s) for s in SUBTYPES]
+    handles.append(Patch(facecolor=NO_DATA_COLOR, label="no data"))
+    note = (
+        "faded = lower confidence (share of bootstrap replicates with the same call)"
+        if has_confidence
+        else "confidence not available: no noise model for these pairs"
+    )
+    # right of the map (there is no colour bar): clear of the title and the gene names
+    ax.legend(
+        handles=handles,
+        loc="upper left",
+        bbox_to_anchor=(1.02, 1.0),
+        frameon=False,
+        fontsize="small",
+        title="subtype\n" + textwrap.fill(note, 28),
+        title_fontsize="x-small",
+        alignment="left",
+    )

@@ -9,18 +9,19 @@ import pandas as pd
 from anndata import AnnData
 
 from .._constants import GI_KEY
-from ._gi import GI_THRESHOLDS
+from .._gi_rules import ADDITIVE, GI_THRESHOLDS, NONADDITIVE_SUBTYPES, SUBTYPE_RULES, paper_call
 
 logger = logging.getLogger(__name__)
 
-#: subtype -> (score, true-label rule on the measured score, which predicted end is ranked first).
+#: subtype -> (score, true-label rule on the measured score, which predicted end is ranked first),
+#: read from the one table of subtype rules (``scgears._gi_rules``), non-additive subtypes first.
 PRECISION_RULES: dict[str, tuple[str, str, str]] = {
-    "synergy": ("mag", "above", "highest"),
-    "suppression": ("mag", "below", "lowest"),
-    "neomorphism": ("corr_fit", "below", "lowest"),
-    "redundancy": ("dcor", "above", "highest"),
-    "epistasis": ("eq_contr", "below", "lowest"),
-    "additive": ("mag", "near_one", "closest_to_one"),
+    name: (
+        SUBTYPE_RULES[name].score,
+        SUBTYPE_RULES[name].paper_rule,
+        SUBTYPE_RULES[name].ranked_first,
+    )
+    for name in (*NONADDITIVE_SUBTYPES, ADDITIVE)
 }
 
 
@@ -32,6 +33,7 @@ def gi_precision(
     n_random: int = 1000,
     seed: int = 0,
     thresholds: dict[str, float] | None = None,
+    truth: str = "paper",
 ) -> pd.DataFrame:
     """Precision@k of each GI subtype: how many top-ranked predicted pairs carry it in the data.
 
@@ -67,6 +69,11 @@ def gi_precision(
         Seed of the random rankings.
     thresholds
         Overrides of the true-label thresholds, by subtype name.
+    truth
+        ``"paper"`` (default): a measured pair carries a subtype when its score passes the
+        paper's threshold (the table above), as in GEARS. ``"subtype"``: when its calibrated
+        call (``subtype`` column of :func:`~scgears.tl.genetic_interactions`) is that subtype;
+        pairs without a call are left out.
 
     Returns
     -------
@@ -87,6 +94,8 @@ def gi_precision(
     """
     if k < 1:
         raise ValueError(f"k must be at least 1, got {k}.")
+    if truth not in ("paper", "subtype"):
+        raise ValueError(f"truth must be 'paper' or 'subtype', got {truth!r}.")
     if n_random < 1:
         raise ValueError(f"n_random must be at least 1, got {n_random}.")
     predicted = _as_table(predicted_gi, "predicted_gi")
@@ -113,7 +122,15 @@ def gi_precision(
                     f"{name} has no {score!r} column: pass genetic_interactions' output."
                 )
         pred = predicted.loc[shared, score].astype(float)
-        true = measured.loc[shared, score].astype(float)
+        if truth == "subtype":
+            if "subtype" not in measured.columns:
+                raise KeyError(
+                    "measured_gi has no 'subtype' column: score it with "
+                    "sg.tl.genetic_interactions (calibrated calls) or use truth='paper'."
+                )
+            true = measured.loc[shared, "subtype"].astype(object)
+        else:
+            true = measured.loc[shared, score].astype(float)
         valid = pred.notna() & true.notna()
         pred, true = pred[valid], true[valid]
         if len(pred) < k:
@@ -121,7 +138,10 @@ def gi_precision(
                 f"Only {len(pred)} pairs have a {score!r} score in both tables, fewer than "
                 f"k={k}: lower k."
             )
-        is_true = _true_label(true.to_numpy(), rule, cut[subtype])
+        if truth == "subtype":
+            is_true = (true == subtype).to_numpy()
+        else:
+            is_true = np.asarray(paper_call(true.to_numpy(), rule, cut[subtype]))
         ranking = _ranking(pred.to_numpy(), pred.index.to_numpy(), subtype)
         precision = is_true[ranking[:k]].mean()
         # random rankings: the first k of a random permutation is a random k-subset
@@ -155,14 +175,6 @@ def _as_table(data, name: str) -> pd.DataFrame:
             f"{name} has duplicated pairs: {list(data.index[data.index.duplicated()][:5])}."
         )
     return data
-
-
-def _true_label(true: np.ndarray, rule: str, threshold: float) -> np.ndarray:
-    if rule == "above":
-        return true > threshold
-    if rule == "below":
-        return true < threshold
-    return np.abs(true - 1.0) < threshold
 
 
 def _ranking(pred: np.ndarray, labels: np.ndarray, subtype: str) -> np.ndarray:

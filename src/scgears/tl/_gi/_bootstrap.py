@@ -1,0 +1,168 @@
+"""Replicates of a pair's profiles: a seeded cell bootstrap, or draws from a model's uncertainty.
+
+Both give, per condition, ``B`` replicate mean profiles over the genes that the pairs are scored
+on. From them :func:`replicate_scores` scores every pair twice per replicate: as observed (the
+replicate's ``delta_AB``) and under its additive null (``delta_A + delta_B`` of the point
+estimates plus the same replicate's noise of ``A+B``), so that the only difference between the two
+is the pair's non-additive part.
+"""
+
+from __future__ import annotations
+
+import logging
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+from anndata import AnnData
+
+from ..._anndata import get_conditions
+from ..._constants import CONTROL
+from ..._matrix import expression_matrix
+from ._statistics import _BATCH_VALUES, _gene_pairs, _scores
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Replicates:
+    """Point means and replicate means per condition over the genes ``genes`` (var indices)."""
+
+    genes: np.ndarray
+    means: dict[str, np.ndarray]  # condition -> (G,)
+    replicates: dict[str, np.ndarray]  # condition -> (B, G)
+    n_bootstrap: int
+
+
+def _condition_rng(seed: int, condition: str) -> np.random.Generator:
+    """A generator per condition, so a condition's draws do not depend on which pairs are scored."""
+    return np.random.default_rng([int(seed), zlib.crc32(condition.encode())])
+
+
+def cell_replicates(
+    adata: AnnData,
+    conditions: Sequence[str],
+    genes: np.ndarray,
+    *,
+    n_bootstrap: int,
+    seed: int,
+    layer: str | None,
+    condition_key: str,
+) -> Replicates:
+    """Resample the cells of each condition (and of the control) with replacement, ``B`` times.
+
+    A replicate mean is ``W @ X / n`` with ``W`` the (B, n) resampling counts, so the cells are
+    read once per condition and only on ``genes``.
+    """
+    labels = get_conditions(adata, condition_key)
+    codes = np.asarray(labels.codes)
+    position = {c: i for i, c in enumerate(labels.categories)}
+    matrix = expression_matrix(adata, layer)
+    means, replicates = {}, {}
+    for condition in dict.fromkeys([CONTROL, *conditions]):
+        rows = np.flatnonzero(codes == position[condition])
+        block = matrix[rows][:, genes]
+        n = len(rows)
+        draws = _condition_rng(seed, condition).integers(n, size=(n_bootstrap, n))
+        weights = np.zeros((n_bootstrap, n))
+        np.add.at(weights, (np.repeat(np.arange(n_bootstrap), n), draws.ravel()), 1.0 / n)
+        if sp.issparse(block):
+            block = sp.csr_matrix(block, dtype=np.float64)
+            replicates[condition] = np.asarray((block.T @ weights.T).T)
+            means[condition] = np.asarray(block.mean(axis=0)).ravel()
+        else:
+            block = np.asarray(block, dtype=np.float64)
+            replicates[condition] = weights @ block
+            means[condition] = block.mean(axis=0)
+    return Replicates(np.asarray(genes), means, replicates, n_bootstrap)
+
+
+def uncertainty_replicates(
+    profiles: AnnData,
+    conditions: Sequence[str],
+    genes: np.ndarray,
+    *,
+    n_bootstrap: int,
+    seed: int,
+) -> Replicates:
+    """Draws of each predicted mean from a normal with the prediction's per-gene s.d.
+
+    ``layers["uncertainty"]`` is read as the standard deviation of the predicted mean (an
+    ensemble's spread); the control mean of a prediction is fixed, so it gets no noise.
+    """
+    row = {c: i for i, c in enumerate(profiles.obs_names)}
+    x = np.asarray(profiles.X, dtype=np.float64)[:, genes]
+    sd = np.asarray(profiles.layers["uncertainty"], dtype=np.float64)[:, genes]
+    control = np.asarray(profiles.var["control_mean"], dtype=np.float64)[genes]
+    means = {CONTROL: control}
+    replicates = {CONTROL: np.broadcast_to(control, (n_bootstrap, len(genes)))}
+    for condition in conditions:
+        i = row[condition]
+        noise = _condition_rng(seed, condition).standard_normal((n_bootstrap, len(genes)))
+        means[condition] = x[i]
+        replicates[condition] = x[i] + noise * np.nan_to_num(sd[i])
+    return Replicates(np.asarray(genes), means, replicates, n_bootstrap)
+
+
+def replicate_scores(
+    reps: Replicates,
+    pairs: Sequence[tuple[str, str, str]],
+    gene_sets: Sequence[np.ndarray],
+    *,
+    max_subpopulation: int,
+    random_state: int,
+    progress_bar: bool = False,
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Scores of every pair on every replicate, observed and under the additive null.
+
+    ``pairs`` holds ``(A, B, A+B)`` labels and ``gene_sets`` var indices (all in ``reps.genes``).
+    Returns two dicts of (pairs, B) arrays (NaN for pairs with fewer than 3 genes).
+    """
+    from tqdm.auto import tqdm
+
+    n_pairs, n_boot = len(pairs), reps.n_bootstrap
+    local = {int(g): i for i, g in enumerate(reps.genes)}
+    sets = [np.array([local[int(g)] for g in s], dtype=np.int64) for s in gene_sets]
+    sizes = np.array([len(s) for s in sets])
+    observed: dict[str, np.ndarray] = {}
+    null: dict[str, np.ndarray] = {}
+    ctrl_rep, ctrl_mean = reps.replicates[CONTROL], reps.means[CONTROL]
+    with tqdm(total=n_pairs, disable=not progress_bar, desc="bootstrap", unit="pair") as bar:
+        for n in np.unique(sizes[sizes >= 3]):
+            members = np.flatnonzero(sizes == n)
+            combos = _gene_pairs(
+                int(n), max_subpopulation, np.random.default_rng([random_state, n])
+            )
+            per_problem = max(len(combos), 4 * int(n) * int(n))
+            batch = max(1, _BATCH_VALUES // (per_problem * 2 * n_boot))
+            for start in range(0, len(members), batch):
+                idx = members[start : start + batch]
+                d_a, d_b, d_ab, d_null = [], [], [], []
+                for i in idx:
+                    a, b, ab = pairs[i]
+                    g = sets[i]
+                    ctrl = ctrl_rep[:, g]
+                    d_a.append(reps.replicates[a][:, g] - ctrl)
+                    d_b.append(reps.replicates[b][:, g] - ctrl)
+                    d_ab.append(reps.replicates[ab][:, g] - ctrl)
+                    additive = reps.means[a][g] + reps.means[b][g] - 2.0 * ctrl_mean[g]
+                    noise = (reps.replicates[ab][:, g] - reps.means[ab][g]) - (ctrl - ctrl_mean[g])
+                    d_null.append(additive + noise)
+                d_a = np.concatenate(d_a)
+                d_b = np.concatenate(d_b)
+                scores = _scores(
+                    np.concatenate([d_a, d_a]),
+                    np.concatenate([d_b, d_b]),
+                    np.concatenate([np.concatenate(d_ab), np.concatenate(d_null)]),
+                    combos,
+                )
+                half = len(idx) * n_boot
+                for name, values in scores.items():
+                    for target, part in ((observed, values[:half]), (null, values[half:])):
+                        if name not in target:
+                            target[name] = np.full((n_pairs, n_boot), np.nan)
+                        target[name][idx] = part.reshape(len(idx), n_boot)
+                bar.update(len(idx))
+    return observed, null

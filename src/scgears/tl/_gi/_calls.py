@@ -1,0 +1,194 @@
+"""One calibrated subtype per pair: the pair against its own additive null.
+
+The rules and their parameters are in ``scgears._gi_rules``; docs/metrics.md gives the reasons.
+Every rule reads four features of a fit of ``delta_AB ~ c1 delta_A + c2 delta_B``:
+
+``scale``
+    ``(c1 + c2) / (c1_null + c2_null)``: the double's size against the sum of its singles, where
+    the null's coefficients (medians over the null replicates) carry the shrinkage that noise in
+    the singles puts on the fit; 1 for an additive pair.
+``k1``, ``k2``
+    ``c1 / c1_null`` and ``c2 / c2_null``: each gene's share, 1 when additive.
+``new_variance``
+    ``fit_residual`` (the sum of squares that the fit leaves unexplained, over that of the
+    additive expectation ``delta_A + delta_B``) minus its null median: what no combination of
+    the singles explains, beyond what noise leaves, in units of the additive effect. (An
+    absolute residual: a share of the double's own variance would grow for any weak double.)
+``similar``
+    Bias-corrected distance correlation of ``delta_A`` with ``delta_B`` of at least
+    :data:`~scgears._gi_rules.SIMILAR_SINGLES`.
+
+The point estimates of ``scale``, ``k1`` and ``k2`` are bias-corrected by the bootstrap
+(``2 * estimate - median(replicates)``): genes chosen on noisy singles shrink the estimate against
+the truth as a replicate's is shrunk against the estimate, which the null does not share.
+Significance is a z-score against the null replicates' spread (median absolute deviation); where
+there is no noise model (a prediction without uncertainty) the spread is 0 and only the effect
+sizes decide.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from ..._gi_rules import (
+    MASKED_RATIO,
+    MIN_NEW_VARIANCE,
+    MIN_SCALE_CHANGE,
+    SIMILAR_SINGLES,
+    SUBTYPES,
+    Z_CRITICAL,
+    Z_MARGIN,
+)
+
+_CODE = {name: i for i, name in enumerate(SUBTYPES)}
+_MAD_TO_SD = 1.4826
+#: Bootstrap bias correction of the point estimates of scale and k (see call_pairs).
+_BIAS_CORRECT = True
+
+
+@dataclass
+class NullReference:
+    """Per pair (arrays of length P): the additive null's centre and spread of each feature."""
+
+    c1: np.ndarray
+    c2: np.ndarray
+    scale_sd: np.ndarray
+    k1_sd: np.ndarray
+    k2_sd: np.ndarray
+    unexplained: np.ndarray
+    unexplained_sd: np.ndarray
+
+
+def _robust_sd(values: np.ndarray) -> np.ndarray:
+    centre = np.nanmedian(values, axis=1, keepdims=True)
+    return _MAD_TO_SD * np.nanmedian(np.abs(values - centre), axis=1)
+
+
+def null_reference(point: dict, null: dict | None) -> NullReference:
+    """The null's reference values; without replicates, the exact additive values, spread 0."""
+    n = len(point["c1"])
+    if null is None:
+        zero = np.zeros(n)
+        return NullReference(np.ones(n), np.ones(n), zero, zero, zero, zero, zero)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        c1 = np.nanmedian(null["c1"], axis=1)
+        c2 = np.nanmedian(null["c2"], axis=1)
+        scale = (null["c1"] + null["c2"]) / (c1 + c2)[:, None]
+        unexplained = null["fit_residual"]
+        return NullReference(
+            c1=c1,
+            c2=c2,
+            scale_sd=_robust_sd(scale),
+            k1_sd=_robust_sd(null["c1"] / c1[:, None]),
+            k2_sd=_robust_sd(null["c2"] / c2[:, None]),
+            unexplained=np.nanmedian(unexplained, axis=1),
+            unexplained_sd=_robust_sd(unexplained),
+        )
+
+
+def features(scores: dict, ref: NullReference) -> dict[str, np.ndarray]:
+    """The decision features of point scores (P,) or replicate scores (P, B)."""
+
+    def per_pair(x):
+        x = np.asarray(x, dtype=np.float64)
+        return x if np.ndim(scores["c1"]) == 1 else x[:, None]
+
+    c1, c2 = np.asarray(scores["c1"]), np.asarray(scores["c2"])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return {
+            "scale": (c1 + c2) / per_pair(ref.c1 + ref.c2),
+            "k1": c1 / per_pair(ref.c1),
+            "k2": c2 / per_pair(ref.c2),
+            "new_variance": np.asarray(scores["fit_residual"]) - per_pair(ref.unexplained),
+            "similarity": np.asarray(scores["dcor_singles_bc"], dtype=np.float64),
+        }
+
+
+def _z(deviation: np.ndarray, sd: np.ndarray) -> np.ndarray:
+    """Deviation / sd, with a spread of 0 (no noise model) giving +-inf, or 0 for no deviation."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        z = deviation / sd
+        return np.where(sd > 0, z, np.sign(deviation) * np.inf)
+
+
+def decide(feat: dict[str, np.ndarray], ref: NullReference) -> np.ndarray:
+    """Subtype codes (index into ``SUBTYPES``; -1 where a feature is NaN)."""
+    shape = np.shape(feat["scale"])
+
+    def per_pair(x):
+        return x if len(shape) == 1 else x[:, None]
+
+    scale, k1, k2 = feat["scale"], feat["k1"], feat["k2"]
+    z_scale = _z(scale - 1.0, per_pair(ref.scale_sd))
+    z_new = _z(feat["new_variance"], per_pair(ref.unexplained_sd))
+    first_masked = k1 < k2
+    k_min = np.where(first_masked, k1, k2)
+    k_max = np.where(first_masked, k2, k1)
+    z_min = _z(k_min - 1.0, np.where(first_masked, per_pair(ref.k1_sd), per_pair(ref.k2_sd)))
+    with np.errstate(invalid="ignore"):
+        new = (feat["new_variance"] > MIN_NEW_VARIANCE) & (z_new > Z_CRITICAL)
+        # beyond additive at Z_CRITICAL and beyond the minimum effect at Z_MARGIN (one-sided)
+        z_up = _z(scale - 1.0 - MIN_SCALE_CHANGE, per_pair(ref.scale_sd))
+        z_down = _z(scale - 1.0 + MIN_SCALE_CHANGE, per_pair(ref.scale_sd))
+        up = (z_up > Z_MARGIN) & (z_scale > Z_CRITICAL)
+        down = (z_down < -Z_MARGIN) & (z_scale < -Z_CRITICAL)
+        similar = feat["similarity"] >= SIMILAR_SINGLES
+        masked = (
+            (k_max > 0)
+            & (k_min < MASKED_RATIO * k_max)
+            & (z_min < -Z_CRITICAL)
+            & (k_max <= 1.0 + MIN_SCALE_CHANGE)
+        )
+    code = np.full(shape, _CODE["additive"], dtype=np.int64)
+    # the first rule that holds wins, so the order below is the precedence
+    code = np.where(~similar & down, _CODE["suppression"], code)
+    code = np.where(up, _CODE["synergy"], code)
+    code = np.where(~similar & masked, _CODE["epistasis"], code)
+    code = np.where(similar & down, _CODE["redundancy"], code)
+    code = np.where(new, _CODE["neomorphism"], code)
+    missing = ~np.isfinite(scale) | ~np.isfinite(feat["new_variance"])
+    return np.where(missing, -1, code)
+
+
+def call_pairs(
+    point: dict, observed: dict | None, null: dict | None
+) -> tuple[pd.Categorical, np.ndarray, dict[str, np.ndarray]]:
+    """The subtype of each pair, its confidence and the features behind it.
+
+    ``point`` holds (P,) scores, ``observed`` and ``null`` (P, B) replicate scores or ``None``
+    (no noise model: confidence NaN). Replicate features are re-centred on the point estimate
+    (the bootstrap's spread around the estimate), since a replicate's singles carry the noise
+    twice and its fit is shrunk more than the estimate's.
+    """
+    ref = null_reference(point, null)
+    feat = features(point, ref)
+    boot = features(observed, ref) if observed is not None else None
+    if boot is not None and _BIAS_CORRECT:
+        # bootstrap bias correction of the coefficients' shrinkage: a replicate's fit is shrunk
+        # against the estimate as the estimate's is against the truth (noisy singles, genes
+        # chosen on them), which the null, built on the estimated singles, does not share
+        for name in ("scale", "k1", "k2"):
+            with np.errstate(invalid="ignore"):
+                feat[name] = 2.0 * feat[name] - np.nanmedian(boot[name], axis=1)
+    codes = decide(feat, ref)
+    confidence = np.full(len(codes), np.nan)
+    if boot is not None:
+        for name in ("scale", "k1", "k2", "new_variance"):
+            with np.errstate(invalid="ignore"):
+                shift = feat[name] - np.nanmedian(boot[name], axis=1)
+            boot[name] = boot[name] + shift[:, None]
+        replicate_codes = decide(boot, ref)
+        valid = codes >= 0
+        confidence[valid] = (replicate_codes[valid] == codes[valid, None]).mean(axis=1)
+    subtype = pd.Categorical.from_codes(codes, categories=list(SUBTYPES))
+    z_scale = _z(feat["scale"] - 1.0, ref.scale_sd)
+    summary = {
+        "scale": feat["scale"],
+        "scale_z": np.where(codes >= 0, z_scale, np.nan),
+        "new_variance": feat["new_variance"],
+        "masked_ratio": np.minimum(feat["k1"], feat["k2"]) / np.maximum(feat["k1"], feat["k2"]),
+    }
+    return subtype, confidence, summary
