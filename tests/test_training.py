@@ -95,15 +95,15 @@ def test_statistics_and_cells_give_the_same_gradient(screen, uncertainty):
         )
 
 
-def test_statistics_path_is_chosen_when_exact(screen):
+def test_statistics_are_the_default_when_exact(screen):
     model = _model(screen)
-    model.train(max_epochs=1, min_steps_per_epoch=2, statistics="auto", enable_progress_bar=False)
+    model.train(max_epochs=1, min_steps_per_epoch=2, enable_progress_bar=False)
     assert isinstance(model.trainer.datamodule._train, StatisticsBatches)
     paper = _model(screen, variant="paper")
-    paper.train(max_epochs=1, min_steps_per_epoch=2, statistics="auto", enable_progress_bar=False)
+    paper.train(max_epochs=1, min_steps_per_epoch=2, enable_progress_bar=False)
     assert isinstance(paper.trainer.datamodule._train, ConditionBatches)
-    cells = _model(screen)  # the default: cells (see train's docstring for why)
-    cells.train(max_epochs=1, min_steps_per_epoch=2, enable_progress_bar=False)
+    cells = _model(screen)
+    cells.train(max_epochs=1, min_steps_per_epoch=2, statistics=False, enable_progress_bar=False)
     assert isinstance(cells.trainer.datamodule._train, ConditionBatches)
 
 

@@ -98,7 +98,7 @@ class TrainMixin:
         lr_step_size: int = 1,
         lr_gamma: float = 0.9,
         keep: Literal["last", "best"] = "last",
-        statistics: bool | Literal["auto"] = False,
+        statistics: bool | Literal["auto"] = "auto",
         seed: int = 0,
         checkpoint_dir: str | Path | None = None,
         resume: bool = False,
@@ -117,17 +117,11 @@ class TrainMixin:
         runs on per-condition statistics computed in one chunked pass when the model was
         created, and costs conditions x genes x hidden per step, whatever the number of cells
         (``statistics="auto"`` picks it whenever it is exact, see
-        :attr:`~scgears.model.GEARSModule.statistics_exact`). It is not the default yet: on the
-        real Norman subset (seeds 1 and 2, 20 epochs) it predicted held-out perturbations worse
-        than the cell-level path (``mse_de`` 0.152 and 0.172 against 0.130 and ~0.14;
-        ``pearson_delta`` 0.23 and 0.25 against 0.48 and ~0.39): the same gradient per batch,
-        but every condition weighted equally and no cell-sampling noise, which on a screen of a
-        dozen training conditions makes every step a full, noiseless batch. Each perturbed
-        condition's target is then its mean minus the training control mean: the expectation of
-        GEARS' random pairing with control cells. The paper's autofocus loss (``gamma > 0``,
-        ``variant="paper"``) and the ``"tanh"`` direction term depend on each cell's error: they
-        train on cells, each paired with a random training control cell (``statistics=False``,
-        the default).
+        :attr:`~scgears.model.GEARSModule.statistics_exact`). Each perturbed condition's target is
+        then its mean minus the training control mean: the expectation of GEARS' random pairing
+        with control cells. The paper's autofocus loss (``gamma > 0``, ``variant="paper"``) and
+        the ``"tanh"`` direction term depend on each cell's error: they train on cells, each
+        paired with a random training control cell (``statistics=False`` forces this path).
 
         **Epochs.** With statistics an epoch visits every training condition once, in batches of
         ``batch_size // cells_per_condition`` conditions; with cells it visits every training
@@ -171,8 +165,8 @@ class TrainMixin:
             few conditions (3-4 on the Norman benchmark) ranks epochs by noise; choose ``"best"``
             when the validation set has dozens of conditions.
         statistics
-            ``False`` (cells, the default), ``"auto"`` (sufficient statistics when exact) or
-            ``True`` (statistics; an error when not exact).
+            ``"auto"`` (sufficient statistics when exact), ``True`` (an error when not exact) or
+            ``False`` (cells).
         seed
             Seed of batches, control pairing and dropout.
         checkpoint_dir
