@@ -32,6 +32,7 @@ from .._profiles import make_profiles
 from ._data import PerturbationDataSplitter, TrainingData
 from ._graphs import check_graphs, edges, read_graphs
 from ._module import DirectionLoss, GEARSModule
+from ._prior import measured_prior
 from ._training_plan import GEARSTrainingPlan
 
 logger = logging.getLogger(__name__)
@@ -51,6 +52,7 @@ VARIANTS: dict[str, dict] = {
         "residual": True,
         "perturbation_init": "zeros",
         "perturbation_dropout": 0.5,
+        "measured_prior": True,
     },
 }
 
@@ -161,6 +163,8 @@ class GEARS(UnsupervisedTrainingMixin, BaseModelClass):
         if variant not in VARIANTS:
             raise ValueError(f"variant must be one of {sorted(VARIANTS)}, got {variant!r}.")
         module_kwargs = {**VARIANTS[variant], **module_kwargs}
+        # a fresh model reads what was measured from adata; a loaded one gets it with its weights
+        fresh = graphs is None
         if graphs is None:
             if adata is None:
                 raise ValueError("GEARS needs an AnnData registered with GEARS.setup_anndata.")
@@ -180,6 +184,7 @@ class GEARS(UnsupervisedTrainingMixin, BaseModelClass):
             raise ValueError("The AnnData's genes differ from the genes the model was built on.")
         self.graphs = graphs
         self._node_of = {g: i for i, g in enumerate(graphs["perturbation_genes"])}
+        module_kwargs.setdefault("n_measured", len(graphs["seen_genes"]))
         self.module = self._module_cls(
             n_genes,
             len(graphs["perturbation_genes"]),
@@ -196,6 +201,7 @@ class GEARS(UnsupervisedTrainingMixin, BaseModelClass):
         )
         self.module.control_mean.copy_(torch.as_tensor(graphs["control_mean"]))
         self.module.mean_effect.copy_(torch.as_tensor(graphs["mean_effect"]))
+        self._set_measured(adata if fresh else None, graphs)
         self._model_summary_string = (
             f"GEARS model: {n_genes:,} genes, {len(graphs['perturbation_genes']):,} perturbable "
             f"genes ({len(graphs['isolated']):,} without graph edges), {n_hidden} hidden, "
@@ -205,6 +211,31 @@ class GEARS(UnsupervisedTrainingMixin, BaseModelClass):
         # the graphs are an init parameter, so a saved model is rebuilt without reading data
         self.init_params_ = self._get_init_params(locals())
         self.init_params_["non_kwargs"]["graphs"] = graphs
+
+    def _set_measured(self, adata: AnnData | None, graphs: dict) -> None:
+        """Fill the module's buffers of what was measured (a loaded model reads them from disk)."""
+        module = self.module
+        node = self._node_of
+        column = {g: j for j, g in enumerate(graphs["genes"])}
+        for gene, j in column.items():
+            if gene in node:
+                module.target_column[node[gene]] = j
+        for k, gene in enumerate(graphs["seen_genes"]):
+            module.measured_row[node[gene]] = k
+        if adata is None:
+            return
+        args = self.adata_manager.registry["setup_args"]
+        prior = measured_prior(
+            adata,
+            condition_key=args["condition_key"],
+            split_key=args["split_key"],
+            layer=args["layer"],
+            seen_genes=graphs["seen_genes"],
+        )
+        module.measured_effect.copy_(torch.as_tensor(prior.single_effect))
+        module.single_mean_effect.copy_(torch.as_tensor(prior.single_mean))
+        module.on_target_change.fill_(prior.on_target)
+        module.expressed_genes.copy_(torch.as_tensor(prior.expressed))
 
     # ------------------------------------------------------------------------------------------
     # setup
@@ -496,11 +527,16 @@ class GEARS(UnsupervisedTrainingMixin, BaseModelClass):
         Returns
         -------
         A profile AnnData, one row per condition: ``X`` the predicted mean log-normalised
-        expression, ``layers["delta"]`` the change from the control mean, ``layers["uncertainty"]``
-        (the predicted standard deviation) when trained with ``uncertainty=True``. ``obs`` has
-        ``n_genes``, ``n_seen_genes`` (genes whose single perturbation was in train or val, the rule
-        of the split subgroups), ``unseen_genes`` and ``isolated_genes`` (genes without
-        perturbation-graph edges: low confidence).
+        expression, a valid profile: values below zero are clipped to 0, and genes that no training
+        cell expresses are exactly 0; ``layers["delta"]`` the change of that profile from the
+        control mean; ``layers["uncertainty"]`` (the predicted standard deviation) when trained
+        with ``uncertainty=True``. The control (``"ctrl"`` or ``[]``) is predicted as the control
+        mean, with a change of exactly 0. ``obs`` has ``n_perturbed_genes``, ``n_seen_genes``
+        (genes whose single perturbation was in train or val, the rule of the split subgroups),
+        ``unseen_genes``, ``isolated_genes`` (genes without perturbation-graph edges: low
+        confidence), ``split`` (the condition's set in the model's split, if any) and
+        ``subgroup`` (the split's test subgroup, ``train``/``val``, or the paper's rule:
+        ``unseen_single``, ``seen_single``, ``combo_seen{k}``).
 
         Examples
         --------
@@ -515,9 +551,28 @@ class GEARS(UnsupervisedTrainingMixin, BaseModelClass):
         self._check_genes(labels)
         delta, logvar = self._delta(labels, batch_size)
         control = self.module.control_mean.detach().cpu().numpy()
+        uncertainty = None if logvar is None else np.exp(0.5 * logvar)
+        return make_profiles(
+            labels,
+            self.graphs["genes"],
+            self._valid_profiles(control[None, :] + delta),
+            control,
+            source="GEARS",
+            uncertainty=uncertainty,
+            obs=self._prediction_obs(labels),
+        )
+
+    def _valid_profiles(self, mean: np.ndarray) -> np.ndarray:
+        """Valid log-expression: negative values clipped to 0, silent genes exactly 0."""
+        expressed = self.module.expressed_genes.detach().cpu().numpy()
+        return np.where(expressed[None, :], np.maximum(mean, 0.0), 0.0).astype(np.float32)
+
+    def _prediction_obs(self, labels: list[str]) -> pd.DataFrame:
+        """``obs`` columns of a prediction: seen/unseen/isolated genes, split and subgroup."""
         seen = set(self.graphs["seen_genes"])
         isolated = set(self.graphs["isolated"])
-        obs = pd.DataFrame(
+        split_of, subgroup = self._split_labels(labels, seen)
+        return pd.DataFrame(
             {
                 "n_seen_genes": [sum(g in seen for g in condition_genes(c)) for c in labels],
                 "unseen_genes": [
@@ -526,18 +581,44 @@ class GEARS(UnsupervisedTrainingMixin, BaseModelClass):
                 "isolated_genes": [
                     "+".join(g for g in condition_genes(c) if g in isolated) for c in labels
                 ],
+                "split": pd.Categorical(
+                    [split_of.get(c) for c in labels], categories=["train", "val", "test"]
+                ),
+                "subgroup": pd.Categorical(subgroup),
             }
         )
-        uncertainty = None if logvar is None else np.exp(0.5 * logvar)
-        return make_profiles(
-            labels,
-            self.graphs["genes"],
-            control[None, :] + delta,
-            control,
-            source="GEARS",
-            uncertainty=uncertainty,
-            obs=obs,
-        )
+
+    def _split_labels(self, labels: list[str], seen: set[str]):
+        """Each condition's split set and subgroup, from the split of the model's AnnData.
+
+        Test conditions get the subgroup the split recorded, ``train``/``val`` conditions their
+        set's name, others the paper's rule with the model's seen genes (``unseen_single``,
+        ``seen_single``, ``combo_seen{k}``; ``ctrl`` for the control).
+        """
+        split_of: dict[str, str] = {}
+        recorded: dict[str, str] = {}
+        info = None
+        if self.adata is not None:
+            info = self.adata.uns.get(self.adata_manager.registry["setup_args"]["split_key"])
+        if isinstance(info, dict) and "conditions" in info:
+            for name, members in info["conditions"].items():
+                split_of.update({as_condition(c): str(name) for c in members})
+            for group, members in info.get("subgroups", {}).items():
+                recorded.update({as_condition(c): str(group) for c in members})
+        subgroups = []
+        for c in labels:
+            genes = condition_genes(c)
+            if split_of.get(c) in ("train", "val"):
+                subgroups.append(split_of[c])
+            elif c in recorded:
+                subgroups.append(recorded[c])
+            elif not genes:
+                subgroups.append(CONTROL)
+            elif len(genes) == 1:
+                subgroups.append("seen_single" if genes[0] in seen else "unseen_single")
+            else:
+                subgroups.append(f"combo_seen{sum(g in seen for g in genes)}")
+        return split_of, subgroups
 
     # ------------------------------------------------------------------------------------------
     # embeddings
