@@ -304,7 +304,10 @@ class GEARSModule(BaseModuleClass):
                 center = delta[perturbed].mean(0)
             else:
                 center = self.perturbed_center
-            anchor = self.prior(perturbations, measured) if self.measured_prior else self.mean_effect
+            if self.measured_prior:
+                anchor = self.prior(perturbations, measured)
+            else:
+                anchor = self.mean_effect
             delta = anchor + delta - center
         delta = delta * perturbed.unsqueeze(1)
         logvar = None
