@@ -142,3 +142,94 @@ def test_paper_variant_has_no_prior(screen):
     assert not model.module.residual
     # the statistics are still there, the paper's network just does not start from them
     assert model.module.measured_effect.shape[0] == len(model.graphs["seen_genes"])
+
+
+# -------------------------------------------------------------------------------------------------
+# gene embeddings as knowledge
+
+
+def _embedding_screen():
+    import anndata as ad
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    genes = ["G1", "G2", "NOVEL1", "M1", "M2"]
+    labels = ["control"] * 3 + ["G1"] * 2 + ["NOVEL1"] * 2
+    adata = ad.AnnData(
+        rng.random((len(labels), len(genes))).astype(np.float32),
+        obs=pd.DataFrame({"perturbation": labels}, index=[f"c{i}" for i in range(len(labels))]),
+        var=pd.DataFrame(index=genes),
+    )
+    sg.pp.register_perturbations(adata, "perturbation")
+    return adata
+
+
+def test_embedding_source_gives_a_gene_missing_from_go_its_neighbours():
+    import pandas as pd
+
+    adata = _embedding_screen()
+    embedding = pd.DataFrame(
+        {"d0": [1.0, 0.9, 0.95, 0.0, -1.0], "d1": [0.0, 0.1, 0.05, 1.0, 0.0]},
+        index=["G1", "G2", "NOVEL1", "M1", "M2"],
+    )
+    sg.pp.perturbation_graph(adata, source=embedding, n_neighbors=2, all_genes=False)
+    stored = adata.uns["scgears_perturbation_graph"]
+    genes = list(stored["genes"])
+    graph = stored["graph"].toarray()
+    novel = genes.index("NOVEL1")
+    # NOVEL1 has no GO annotation, but its two nearest genes by cosine pass it messages
+    neighbours = {genes[j] for j in np.flatnonzero(graph[novel]) if j != novel}
+    assert neighbours == {"G1", "G2"}
+    cosine = (0.95 * 1.0 + 0.05 * 0.0) / np.hypot(0.95, 0.05)
+    assert graph[novel, genes.index("G1")] == pytest.approx(cosine, rel=1e-5)
+    assert "NOVEL1" not in set(stored["isolated"])
+    assert "cosine" in stored["source"]
+    # M2 points away from everyone: only similarities above the threshold become edges
+    assert graph[genes.index("M2")].sum() == pytest.approx(1.0)
+
+
+def test_embedding_source_errors_are_clear():
+    import pandas as pd
+
+    adata = _embedding_screen()
+    with pytest.raises(ValueError, match=r"non-numeric columns.*set_index"):
+        sg.pp.perturbation_graph(
+            adata, source=pd.DataFrame({"gene": ["G1"], "d0": [1.0]}), all_genes=False
+        )
+    with pytest.raises(ValueError, match="duplicated genes"):
+        sg.pp.perturbation_graph(
+            adata, source=pd.DataFrame({"d0": [1.0, 2.0]}, index=["G1", "G1"]), all_genes=False
+        )
+    with pytest.raises(ValueError, match="non-finite values for genes \\['G2'\\]"):
+        sg.pp.perturbation_graph(
+            adata,
+            source=pd.DataFrame({"d0": [1.0, np.nan]}, index=["G1", "G2"]),
+            all_genes=False,
+        )
+    assert "scgears_perturbation_graph" not in adata.uns
+
+
+def test_go_embedding_places_genes_sharing_terms_together():
+    from scgears._gene_features import cosine_neighbors, go_embedding
+
+    embedding = go_embedding(n_components=16)
+    assert embedding.shape[1] == 16
+    assert np.isfinite(embedding.to_numpy()).all()
+    # deterministic, and a copy each time (the cache is not exposed)
+    again = go_embedding(n_components=16)
+    np.testing.assert_array_equal(embedding.to_numpy(), again.to_numpy())
+    again.iloc[0, 0] = 99.0
+    assert go_embedding(n_components=16).iloc[0, 0] != 99.0
+
+    def cosine(a, b):
+        x, y = embedding.loc[a].to_numpy(), embedding.loc[b].to_numpy()
+        return float(x @ y / np.linalg.norm(x) / np.linalg.norm(y))
+
+    # two haemoglobin subunits share most of their GO terms; a ribosomal protein does not
+    assert cosine("HBA1", "HBB") > cosine("HBA1", "RPL3") + 0.3
+    targets, sources, weights = cosine_neighbors(
+        embedding, n_neighbors=2, threshold=0.1, genes=["HBA1", "HBB", "RPL3", "RPL4"]
+    )
+    assert sources[targets == "HBA1"][0] == "HBB"
+    assert sources[targets == "RPL3"][0] == "RPL4"
+    assert (weights > 0.1).all()
