@@ -1,18 +1,25 @@
-"""Accuracy of scgears' GEARS against the reference GEARS and the baselines on real Norman cells.
+"""Accuracy of scgears' GEARS against the baselines, the split-half ceiling and the reference GEARS.
 
 On the real Norman 2019 subset in ``../shared/data`` (3,375 cells x 500 genes, 33 perturbations),
-for each seed of the ``simulation`` split: scgears' GEARS with its defaults, the reference GEARS
-(cell-gears 0.1.2, the same hidden size, learning rate, epochs and seed, run on scgears' split
-through its ``custom`` split; see ``benchmarks/reference``), and the no-change, train-mean,
-additive and linear baselines are scored on the same test conditions with ``sg.tl.evaluate``
-(GEARS' metric definitions). Printed: mse_de, pearson_delta and the fraction of top-20 DE genes in
-the wrong direction, averaged over seeds, overall and per subgroup. Conditions the reference cannot
-predict (genes outside its GO graph) get its no-change prediction, and are listed.
+or on a larger simulated screen (``--simulated``), for each seed of the ``simulation`` split:
+scgears' GEARS with its defaults, the reference GEARS (cell-gears 0.1.2, the same hidden size,
+learning rate, epochs and seed, run on scgears' split through its ``custom`` split; see
+``benchmarks/reference``), the no-change, train-mean, additive and linear baselines and the
+``duplicate`` split-half ceiling are scored on the same test conditions with ``sg.tl.evaluate``.
+Printed, per subgroup (``unseen_single``, ``combo_seen0/1/2``) and overall: every metric (GEARS'
+and ``pds``, ``pearson_delta_pert(_de)``, ``centroid_accuracy``), averaged over the test
+conditions of each seed, then over seeds. Conditions the reference cannot predict (genes outside
+its GO graph) get its no-change prediction, and are listed.
+
+Scope of the comparison: the additive baseline is defined only for conditions whose genes all
+have a training single (``combo_seen2``), so its "overall" row covers those only, and its
+``centroid_accuracy`` is decided among those conditions only (fewer candidates than the others).
 
 Run from the repository root (the reference needs ``bash benchmarks/reference/setup_env.sh``)::
 
-    python benchmarks/bench_accuracy.py                    # seeds 1-3, 20 epochs, with reference
-    python benchmarks/bench_accuracy.py --no-reference     # scgears and baselines only
+    python benchmarks/bench_accuracy.py --no-model --no-reference   # baselines and ceiling
+    python benchmarks/bench_accuracy.py --reuse-reference            # + model, stored reference
+    python benchmarks/bench_accuracy.py --simulated --no-reference   # a larger simulated screen
 """
 
 from __future__ import annotations
@@ -24,15 +31,29 @@ from pathlib import Path
 from _setup import NORMAN_SUBSET, load_norman_subset, prepare_run
 
 HERE = Path(__file__).resolve().parent
-METRICS = ["mse_de", "pearson_delta", "frac_opposite_direction_top20_non_dropout"]
+METRICS = [
+    "mse_de",
+    "pearson_delta",
+    "pearson_delta_de",
+    "frac_opposite_direction_top20_non_dropout",
+    "pds",
+    "pearson_delta_pert",
+    "pearson_delta_pert_de",
+    "centroid_accuracy",
+    "mse",
+    "pearson_de",
+]
 BASELINES = ["control", "mean", "additive", "linear"]
+CEILING = "duplicate (ceiling)"
+SUBGROUPS = ["unseen_single", "combo_seen0", "combo_seen1", "combo_seen2", "overall"]
 
 
 def _parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=NORMAN_SUBSET)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3, 4, 5])
     parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--no-model", action="store_true", help="baselines and ceiling only")
     parser.add_argument("--no-reference", action="store_true")
     parser.add_argument(
         "--reuse-reference",
@@ -40,35 +61,67 @@ def _parse_args(argv=None) -> argparse.Namespace:
         help="read the reference's earlier run in --out for a seed when its split and settings "
         "are the same, instead of training it again",
     )
+    parser.add_argument(
+        "--simulated",
+        action="store_true",
+        help="a simulated screen (sg.datasets.simulate_screen) instead of the Norman subset",
+    )
+    parser.add_argument("--genes", type=int, default=2000, help="simulated screen: genes")
+    parser.add_argument("--perturbed-genes", type=int, default=80, help="simulated: genes hit")
+    parser.add_argument("--doubles", type=int, default=150, help="simulated: pairs")
+    parser.add_argument("--cells-per-condition", type=int, default=100, help="simulated")
+    parser.add_argument("--screen-seed", type=int, default=0, help="simulated screen's seed")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--out", type=Path, default=HERE / "results" / "accuracy")
-    return parser.parse_args(argv)
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args(argv)
+    if args.out is None:
+        args.out = HERE / "results" / ("accuracy_simulated" if args.simulated else "accuracy")
+    if args.simulated:
+        args.no_reference = True  # the stored reference runs are for the Norman subset
+    return args
 
 
-def _prepare(adata, seed: int):
+def _load(args):
     import scgears as sg
 
-    sg.pp.register_perturbations(adata, "condition", control="control")
+    if not args.simulated:
+        return load_norman_subset(args.data), "condition"
+    adata = sg.datasets.simulate_screen(
+        n_genes=args.genes,
+        n_perturbed_genes=args.perturbed_genes,
+        n_doubles=args.doubles,
+        n_cells_per_condition=args.cells_per_condition,
+        seed=args.screen_seed,
+    )
+    return adata, "perturbation_name"
+
+
+def _prepare(adata, key: str, seed: int, model: bool):
+    import scgears as sg
+
+    sg.pp.register_perturbations(adata, key, control="control")
     sg.pp.rank_perturbation_genes(adata)
     sg.pp.split_perturbations(adata, kind="simulation", seed=seed)
-    sg.pp.coexpression_graph(adata)
-    sg.pp.perturbation_graph(adata)
+    if model:
+        sg.pp.coexpression_graph(adata)
+        sg.pp.perturbation_graph(adata)
     return adata
 
 
-def _baselines(adata, test: list[str]) -> dict:
+def _baselines(adata, test: list[str], seed: int) -> dict:
     import scgears as sg
 
     out = {}
     for kind in BASELINES:
         conditions = test
         if kind == "additive":
-            trained = set(adata.uns["scgears_split"]["conditions"]["train"])
-            trained |= set(adata.uns["scgears_split"]["conditions"]["val"])
+            split = adata.uns["scgears_split"]["conditions"]
+            trained = set(split["train"]) | set(split["val"])
             conditions = [c for c in test if all(g in trained for g in c.split("+"))]
             if not conditions:
                 continue
         out[kind] = sg.tl.baseline(adata, kind, conditions=conditions)
+    out[CEILING] = sg.tl.baseline(adata, "duplicate", conditions=test, seed=seed)
     return out
 
 
@@ -84,7 +137,7 @@ def _scgears(adata, seed: int, epochs: int):
     model.train(max_epochs=epochs, seed=seed, enable_progress_bar=False)
     seconds = time.perf_counter() - start
     test = list(adata.uns["scgears_split"]["conditions"]["test"])
-    return model.predict(test), seconds, model.trainer.lightning_module.best_epoch
+    return model.predict(test), seconds
 
 
 def _reference(adata, seed: int, epochs: int, threads: int, workdir: Path, reuse: bool):
@@ -103,25 +156,50 @@ def _reference(adata, seed: int, epochs: int, threads: int, workdir: Path, reuse
     return pred, time.perf_counter() - start
 
 
+def _score(adata, predictions: dict):
+    """One evaluate call for the methods that predict every test condition, one per other."""
+    import pandas as pd
+
+    import scgears as sg
+
+    test = list(adata.uns["scgears_split"]["conditions"]["test"])
+    complete = {k: p for k, p in predictions.items() if set(test) <= set(p.obs_names)}
+    tables = [sg.tl.evaluate(adata, complete, conditions=test)] if complete else []
+    for name, pred in predictions.items():
+        if name not in complete:
+            tables.append(sg.tl.evaluate(adata, {name: pred}, conditions=list(pred.obs_names)))
+    return pd.concat(tables, ignore_index=True)
+
+
+def _by_subgroup(table, methods: list[str]):
+    """Mean over the conditions of each (method, subgroup, seed), then over seeds."""
+    import pandas as pd
+
+    overall = table.assign(subgroup="overall")
+    long = pd.concat([table, overall], ignore_index=True)
+    per_seed = long.groupby(["method", "subgroup", "seed"], sort=False)[METRICS].mean()
+    means = per_seed.groupby(["method", "subgroup"], sort=False).mean()
+    counts = long.groupby(["method", "subgroup"], sort=False).size() / table["seed"].nunique()
+    means.insert(0, "conditions_per_seed", counts)
+    order = [m for m in methods if m in means.index.get_level_values(0)]
+    return means, order
+
+
 def main(argv=None) -> None:
     args = _parse_args(argv)
     prepare_run(args.threads)
     import pandas as pd
 
-    import scgears as sg
-
     args.out.mkdir(parents=True, exist_ok=True)
-    base = load_norman_subset(args.data)
+    base, key = _load(args)
     tables, notes = [], []
     for seed in args.seeds:
-        adata = _prepare(base.copy(), seed)
+        adata = _prepare(base.copy(), key, seed, model=not args.no_model)
         test = list(adata.uns["scgears_split"]["conditions"]["test"])
-        predictions = {"scgears GEARS": None, **_baselines(adata, test)}
-        predictions["scgears GEARS"], seconds, best = _scgears(adata, seed, args.epochs)
-        notes.append(
-            f"seed {seed}: scgears trained {args.epochs} epochs in {seconds:.0f} s "
-            f"(best validation epoch {best + 1})"
-        )
+        predictions = {}
+        if not args.no_model:
+            predictions["scgears GEARS"], seconds = _scgears(adata, seed, args.epochs)
+            notes.append(f"seed {seed}: scgears trained {args.epochs} epochs in {seconds:.0f} s")
         if not args.no_reference:
             pred, ref_seconds = _reference(
                 adata,
@@ -138,40 +216,35 @@ def main(argv=None) -> None:
                 f"{pred.uns['scgears_profile']['timings'].get('total_s', ref_seconds):.0f} s; "
                 f"not predictable (no-change used): {list(missing) or 'none'}"
             )
-        # each method on the conditions it predicts (additive: those with both singles trained)
-        table = pd.concat(
-            [
-                sg.tl.evaluate(adata, {name: pred}, conditions=list(pred.obs_names))
-                for name, pred in predictions.items()
-            ],
-            ignore_index=True,
-        )
+        predictions.update(_baselines(adata, test, seed))
+        table = _score(adata, predictions)
         table["seed"] = seed
         table.to_csv(args.out / f"per_condition_seed{seed}.csv", index=False)
         tables.append(table)
     table = pd.concat(tables, ignore_index=True)
     table.to_csv(args.out / "per_condition.csv", index=False)
 
-    print("\n".join(notes))
-    per_seed = table.groupby(["method", "seed"])[METRICS].mean().groupby("method").mean()
-    per_seed["conditions_per_seed"] = table.groupby("method").size() / len(args.seeds)
-    print("\n## Overall (mean over test conditions, then over seeds)\n")
-    print(per_seed.round(4).to_markdown())
-    for metric in METRICS[:2]:
-        by_group = (
-            table.groupby(["method", "subgroup", "seed"])[metric]
-            .mean()
-            .groupby(["method", "subgroup"])
-            .mean()
-            .unstack("subgroup")
-        )
-        print(f"\n## {metric} by subgroup (mean over seeds)\n")
-        print(by_group.round(4).to_markdown())
-    counts = table[table["method"] == "scgears GEARS"].groupby(["seed", "subgroup"]).size()
-    print("\n## Test conditions per seed and subgroup\n")
-    print(counts.unstack("subgroup").to_markdown())
-    print("\nAdditive is defined only where both singles were trained on (combo_seen2).")
-    print(f"Per-condition results: {args.out / 'per_condition.csv'}")
+    methods = list(dict.fromkeys(table["method"]))
+    means, order = _by_subgroup(table, methods)
+    means.to_csv(args.out / "summary.csv")
+    lines = [*notes, ""]
+    source = "simulated screen" if args.simulated else "Norman subset"
+    lines.append(f"{source}, `simulation` split, seeds {', '.join(map(str, args.seeds))}")
+    for subgroup in SUBGROUPS:
+        rows = means.xs(subgroup, level="subgroup") if subgroup in means.index.levels[1] else None
+        if rows is None or rows.empty:
+            continue
+        rows = rows.reindex([m for m in order if m in rows.index])
+        lines += [f"\n## {subgroup} (mean over conditions, then over seeds)\n"]
+        lines.append(rows.round(3).to_markdown())
+    lines.append(
+        "\nadditive: only conditions whose singles were all trained on (combo_seen2); its "
+        "centroid_accuracy is decided among those conditions only."
+    )
+    lines.append(f"Per-condition results: {args.out / 'per_condition.csv'}")
+    text = "\n".join(lines)
+    (args.out / "summary.md").write_text(text + "\n")
+    print(text)
 
 
 if __name__ == "__main__":

@@ -82,12 +82,12 @@ def test_predictions_carry_the_split_subgroup(trained, screen):
 def test_prior_is_the_additive_expectation_of_measured_singles(trained, screen):
     """A pair of measured singles starts from the additive baseline, exactly."""
     module = trained.module
-    seen = set(trained.graphs["seen_genes"])
+    seen = set(trained.graphs.seen_genes)
     pairs = [c for c in _test(screen) if len(condition_genes(c)) == 2]
     measured_pairs = [c for c in pairs if all(g in seen for g in condition_genes(c))]
     assert measured_pairs, "the fixture's split must hold a combo_seen2 pair"
     additive = sg.tl.baseline(screen, "additive", conditions=measured_pairs)
-    nodes = torch.from_numpy(trained._nodes(measured_pairs))
+    nodes = torch.from_numpy(trained.graphs.encode(measured_pairs))
     module.eval()
     with torch.inference_mode():
         prior = module.prior(nodes, module._measured(nodes)).numpy()
@@ -96,7 +96,7 @@ def test_prior_is_the_additive_expectation_of_measured_singles(trained, screen):
 
 def test_unmeasured_gene_starts_from_the_mean_single_and_its_on_target_change(trained, screen):
     module = trained.module
-    seen = set(trained.graphs["seen_genes"])
+    seen = set(trained.graphs.seen_genes)
     genes = list(screen.var_names)
     unseen = [
         c
@@ -105,7 +105,7 @@ def test_unmeasured_gene_starts_from_the_mean_single_and_its_on_target_change(tr
     ]
     assert unseen
     condition = unseen[0]
-    nodes = torch.from_numpy(trained._nodes([condition]))
+    nodes = torch.from_numpy(trained.graphs.encode([condition]))
     with torch.inference_mode():
         prior = module.prior(nodes, module._measured(nodes))[0].numpy()
     expected = module.single_mean_effect.numpy().copy()
@@ -141,7 +141,7 @@ def test_paper_variant_has_no_prior(screen):
     assert not model.module.measured_prior
     assert not model.module.residual
     # the statistics are still there, the paper's network just does not start from them
-    assert model.module.measured_effect.shape[0] == len(model.graphs["seen_genes"])
+    assert model.module.measured_effect.shape[0] == len(model.graphs.seen_genes)
 
 
 # -------------------------------------------------------------------------------------------------

@@ -181,3 +181,19 @@ def test_norman_additive_doubles(norman):
     linear = sg.tl.baseline(norman, "linear", conditions=doubles)
     assert linear.shape == (2, norman.n_vars)
     assert np.isfinite(linear.X).all()
+
+
+def test_baselines_carry_split_and_subgroup_and_the_duplicate_uses_own_cells(cells):
+    pred = sg.tl.baseline(cells, "mean", conditions=["A+B", "D", "C"])
+    assert pred.obs["split"].tolist() == ["test", "test", "val"]
+    assert pred.obs["subgroup"].tolist() == ["combo_seen2", "unseen_single", "val"]
+    # the ceiling is the measurement itself: it reads the test condition's own cells
+    dup = sg.tl.baseline(cells, "duplicate", conditions=["A"], seed=0)
+    a_cells = np.array(CELLS["A"][1], dtype=float)  # three A cells: one predicts, two held out
+    assert dup.obs["n_cells"].tolist() == [1]
+    assert dup.obs["n_cells_held_out"].tolist() == [2]
+    predicted = np.asarray(dup.X[0], dtype=float)
+    assert any(np.allclose(predicted, row) for row in a_cells)
+    np.testing.assert_allclose(
+        predicted + 2 * np.asarray(dup.layers["held_out_mean"][0]), a_cells.sum(axis=0)
+    )

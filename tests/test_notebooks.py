@@ -34,6 +34,7 @@ def test_every_tutorial_is_collected():
         "02_norman2019.ipynb",
         "03_gi_map.ipynb",
         "04_custom_graph_triples.ipynb",
+        "05_experiment_design.ipynb",
     }
     assert tutorials <= names, f"missing tutorials: {sorted(tutorials - names)}"
 

@@ -132,8 +132,9 @@ def test_go_isolated_genes_are_kept_listed_and_warned(norman_registered, caplog)
     assert set(result["isolated"]) == set(result["genes"][lonely])
     warning = next(r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
     n_isolated, n_genes = len(result["isolated"]), len(result["genes"])
-    assert f"{n_isolated} of {n_genes} genes (2 of them perturbed or requested)" in warning
-    assert ": IER5L, NOTAGENE1, " in warning  # the perturbed and requested ones come first
+    assert "2 of 32 perturbed or requested genes and " in warning
+    assert f"({n_isolated} of {n_genes} graph genes in all" in warning
+    assert ": IER5L, NOTAGENE1. " in warning  # only the perturbed and requested ones are named
 
 
 def test_go_alias_is_looked_up_under_the_current_symbol(caplog):

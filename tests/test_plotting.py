@@ -109,6 +109,10 @@ def test_perturbation_boxes_and_markers_match_the_data(cells, prediction, condit
     assert any(line.get_ydata()[0] == 0 for line in ax.lines)  # the zero line
     legend = _ticks(ax.get_legend().get_texts())
     assert legend == ["measured cells", "predicted (± s.d.)"]
+    # the legend says what the boxes and the error bars are (issue 11 item 7)
+    title = ax.get_legend().get_title().get_text()
+    assert "quartiles, whiskers 1.5 IQR" in title
+    assert "error bars: prediction ± 1 s.d." in title
 
 
 def test_perturbation_draws_each_baseline_and_honours_n_genes(cells, prediction):
@@ -133,6 +137,7 @@ def test_perturbation_without_prediction_shows_measured_cells_only(cells):
     ax = sg.pl.perturbation(cells, None, "A", show=False)
     assert len(ax.patches) == 4
     assert _markers(ax) == []
+    assert "error bars" not in ax.get_legend().get_title().get_text()  # none drawn
 
 
 def test_perturbation_reads_only_the_condition_and_control_rows(cells, prediction, monkeypatch):
@@ -324,7 +329,9 @@ def table() -> pd.DataFrame:
 
 def test_metrics_bars_are_subgroup_means_with_condition_dots(table, tmp_path):
     path = tmp_path / "metrics.png"
-    ax = sg.pl.metrics(table, show=False, save=path)
+    axes = sg.pl.metrics(table, show=False, save=path)
+    assert list(axes) == ["pearson_delta"]  # one type (a dict by metric) whatever the input
+    ax = axes["pearson_delta"]
     assert isinstance(ax, Axes)
     assert path.stat().st_size > 5_000
     assert _ticks(ax.get_xticklabels()) == [
@@ -353,7 +360,7 @@ def test_metrics_one_panel_per_metric(table):
 
 def test_metrics_without_subgroups_and_with_chosen_methods(table):
     no_split = table.drop(columns="subgroup")
-    ax = sg.pl.metrics(no_split, methods=["additive"], show=False)
+    ax = sg.pl.metrics(no_split, methods=["additive"], show=False)["pearson_delta"]
     assert _ticks(ax.get_xticklabels()) == ["all\n(n=4)"]
     (additive,) = ax.containers
     assert additive[0].get_height() == pytest.approx(0.3)

@@ -247,6 +247,8 @@ def screens(draw):
     )
 
 
+# random symbols are no genes: the warning about them is expected here
+@pytest.mark.filterwarnings("ignore:.*perturbed gene names:UserWarning")
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(screen=screens())
 def test_property_canonical_label_is_sorted_join(screen):

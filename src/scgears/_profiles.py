@@ -4,21 +4,33 @@ A profile AnnData has ``obs`` indexed by canonical condition label (columns ``co
 ``n_perturbed_genes``), ``var`` = the genes with ``var["control_mean"]``, ``X`` = mean
 log-normalised expression, ``layers["delta"]`` = ``X`` minus the control mean and, for models
 trained with it, ``layers["uncertainty"]``. ``uns["scgears_profile"]["source"]`` says where it
-came from.
+came from. :func:`add_split_info` adds the ``split`` and ``subgroup`` of each condition.
+
+A profile may carry ``layers["held_out_mean"]`` (:data:`HELD_OUT_LAYER`): the mean of measured
+cells it was *not* computed from (the split-half ceiling of ``sg.tl.baseline(..., "duplicate")``).
+``sg.tl.evaluate`` then scores the profile against that layer instead of all of the condition's
+cells, so a profile is never scored against the cells it was made from.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 from anndata import AnnData
 
 from ._anndata import get_conditions
-from ._conditions import as_condition, n_genes
-from ._constants import CONDITION_KEY, CONTROL, N_PERTURBED, PROFILE_KEY
+from ._conditions import as_condition, condition_genes, n_genes
+from ._constants import CONDITION_KEY, CONTROL, N_PERTURBED, PROFILE_KEY, SPLIT_SETS
 from ._matrix import expression_matrix, group_stats
+
+#: Layer of a profile holding the mean of the measured cells it must be scored against.
+HELD_OUT_LAYER = "held_out_mean"
+#: ``obs`` column of such a profile: the number of cells behind :data:`HELD_OUT_LAYER`.
+HELD_OUT_CELLS = "n_cells_held_out"
+#: ``obs["subgroup"]`` of profiles when there is no split.
+NO_SPLIT = "all"
 
 
 def make_profiles(
@@ -109,3 +121,98 @@ def measured_profiles(
         obs=pd.DataFrame({"n_cells": stats.n_cells[rows]}),
     )
     return profiles
+
+
+def add_split_info(profiles: AnnData, split_info: Mapping | None) -> AnnData:
+    """Write each condition's ``split`` and ``subgroup`` into ``profiles.obs``, in place.
+
+    ``split_info`` is the split's ``adata.uns["scgears_split"]`` (written by
+    ``sg.pp.split_perturbations``), or ``None`` when there is no split. The columns:
+
+    ``split``
+        Categorical ``train`` / ``val`` / ``test``: the set the condition belongs to; missing
+        (NaN) for conditions outside the split (not measured, or the control when it is absent).
+    ``subgroup``
+        The test subgroup recorded by the split (``unseen_single``, ``combo_seen0/1/2``, ...) for
+        test conditions; ``"train"`` or ``"val"`` for conditions of those sets; for conditions
+        outside the split, the paper's rule applied with the genes whose single is in ``train`` or
+        ``val`` (``unseen_single``, ``seen_single``, ``combo_seen{k}``); ``"all"`` for every
+        condition without a split. These are the labels of ``sg.tl.evaluate``'s ``subgroup``.
+
+    Parameters
+    ----------
+    profiles
+        A profile AnnData (``model.predict``, ``sg.tl.baseline``, ``sg.tl.measured_profiles``).
+    split_info
+        ``adata.uns["scgears_split"]`` or ``None``.
+
+    Returns
+    -------
+    ``profiles``, for chaining.
+
+    Examples
+    --------
+    >>> import scgears as sg
+    >>> from scgears._profiles import add_split_info
+    >>> adata = sg.datasets.simulate_screen(n_genes=200, n_cells_per_condition=20, seed=0)
+    >>> sg.pp.register_perturbations(adata, "perturbation_name")
+    >>> sg.pp.split_perturbations(adata, kind="simulation", seed=1)
+    >>> pred = sg.tl.baseline(adata, "control")
+    >>> _ = add_split_info(pred, adata.uns["scgears_split"])
+    >>> set(pred.obs["split"])
+    {'test'}
+    """
+    conditions = [str(c) for c in profiles.obs_names]
+    split_of, subgroup_of = split_labels(conditions, split_info)
+    profiles.obs["split"] = pd.Categorical(
+        [split_of.get(c) for c in conditions], categories=list(SPLIT_SETS)
+    )
+    profiles.obs["subgroup"] = pd.Categorical(subgroup_of)
+    return profiles
+
+
+def split_labels(
+    conditions: Sequence[str], split_info: Mapping | None
+) -> tuple[dict[str, str], list[str]]:
+    """``({condition: set}, [subgroup of each condition])``, as :func:`add_split_info` says."""
+    if split_info is None:
+        return {}, [NO_SPLIT] * len(conditions)
+    if not isinstance(split_info, Mapping) or "conditions" not in split_info:
+        raise ValueError(
+            "split_info must be adata.uns['scgears_split'] as written by "
+            "`sg.pp.split_perturbations` (a dict with 'conditions'), or None."
+        )
+    split_of: dict[str, str] = {}
+    for name in SPLIT_SETS:
+        for c in split_info["conditions"].get(name, []):
+            split_of[as_condition(c)] = name
+    test_subgroup = {
+        as_condition(c): str(group)
+        for group, members in split_info.get("subgroups", {}).items()
+        for c in members
+    }
+    seen = {
+        condition_genes(c)[0]
+        for c, name in split_of.items()
+        if name in ("train", "val") and len(condition_genes(c)) == 1
+    }
+    subgroups = []
+    for c in conditions:
+        name = split_of.get(c)
+        if name in ("train", "val"):
+            subgroups.append(name)
+        elif name == "test":
+            subgroups.append(test_subgroup.get(c, "test"))
+        else:
+            subgroups.append(_rule_subgroup(c, seen))
+    return split_of, subgroups
+
+
+def _rule_subgroup(condition: str, seen: set[str]) -> str:
+    """The paper's subgroup of a condition outside the split (see :func:`add_split_info`)."""
+    genes = condition_genes(condition)
+    if not genes:
+        return CONTROL
+    if len(genes) == 1:
+        return "seen_single" if genes[0] in seen else "unseen_single"
+    return f"combo_seen{sum(g in seen for g in genes)}"

@@ -1,23 +1,173 @@
-"""Batches of conditions for GEARS: the split, the control pairing and the loaders.
+"""The model's view of the AnnData: per-condition statistics computed once, and the data module.
 
-A batch is a set of conditions, each with a sample of its cells, and each cell paired with a random
-training control cell (a control cell is paired with itself, as in GEARS). Only the rows a batch
-needs are read from the expression matrix, so backed AnnData trains without loading ``X``.
+Everything the model learns from cells goes through :class:`SplitStatistics`: per condition and
+split part, the cell count, the sums and the sums of squares of expression, gathered in ONE chunked
+pass over ``X`` (sparse, dense or backed). The control mean, the mean effect, the loss mask, the
+sufficient statistics of the training loss and the no-change baseline of validation are all read
+from it. The cell-level loaders (the paper's autofocus loss) read only the rows a batch needs.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass, field
 
 import lightning.pytorch as pl
 import numpy as np
-import torch
-from torch.utils.data import DataLoader, IterableDataset
+import pandas as pd
+import scipy.sparse as sp
+from anndata import AnnData
+from torch.utils.data import DataLoader
 
-from .._matrix import read_rows
+from .._anndata import get_conditions
+from .._constants import CONTROL
+from .._matrix import GroupStats, expression_matrix, group_stats
+from ._loaders import ConditionBatches, StatisticsBatches
 
 logger = logging.getLogger(__name__)
+
+PARTS = ("train", "val")
+
+
+def _digest(*arrays) -> str:
+    h = hashlib.sha1()
+    for array in arrays:
+        array = np.ascontiguousarray(np.asarray(array))
+        if array.dtype.kind in "OUS":
+            array = np.asarray(array, dtype=str).astype("U")
+        h.update(str(array.shape).encode())
+        h.update(array.tobytes())
+    return h.hexdigest()[:16]
+
+
+def data_fingerprint(
+    adata: AnnData, *, condition_key: str, split_key: str, coexpression_key: str, graph_key: str
+) -> dict[str, str]:
+    """Short hashes of what the model's statistics and graphs were built from.
+
+    Compared at :meth:`~scgears.model.GEARS.train` with the values recorded when the model was
+    created, so that re-running ``split_perturbations`` (or rebuilding a graph, or re-registering
+    the conditions) afterwards is an error instead of a silent leak of test cells.
+    """
+    conditions = get_conditions(adata, condition_key)
+    stored = adata.uns.get(graph_key, {})
+    coexpression = (
+        sp.csr_matrix(adata.varp[coexpression_key]) if coexpression_key in adata.varp else None
+    )
+    return {
+        "genes": _digest(np.asarray(adata.var_names).astype(str)),
+        "conditions": _digest(np.asarray(conditions).astype(str)),
+        "split": _digest(adata.obs[split_key].astype(str).to_numpy())
+        if split_key in adata.obs
+        else "",
+        "coexpression": ""
+        if coexpression is None
+        else _digest(coexpression.indptr, coexpression.indices, coexpression.data),
+        "perturbation_graph": _digest(
+            np.asarray(stored.get("genes", [])).astype(str),
+            sp.csr_matrix(stored["graph"]).indices if "graph" in stored else [],
+            sp.csr_matrix(stored["graph"]).data if "graph" in stored else [],
+        ),
+    }
+
+
+#: What to rerun when one fingerprint entry changed.
+FINGERPRINT_FIX = {
+    "genes": "the AnnData's genes changed",
+    "conditions": "obs[condition_key] changed (sg.pp.register_perturbations was re-run?)",
+    "split": "obs[split_key] changed (sg.pp.split_perturbations was re-run?)",
+    "coexpression": "varp[coexpression_key] changed (sg.pp.coexpression_graph was re-run?)",
+    "perturbation_graph": "the perturbation graph changed (sg.pp.perturbation_graph was re-run?)",
+}
+
+
+@dataclass(frozen=True)
+class SplitStatistics:
+    """Per-condition statistics of the ``train`` and ``val`` cells, from one pass over ``X``.
+
+    Row ``p * n_conditions + c`` of ``stats`` holds condition ``c`` in part ``PARTS[p]``.
+    """
+
+    conditions: list[str]
+    codes: np.ndarray  # (cells,) condition of each cell, -1 for cells in no training part
+    split: np.ndarray  # (cells,) "train" / "val" / "test"
+    stats: GroupStats
+
+    @classmethod
+    def from_anndata(
+        cls, adata: AnnData, *, condition_key: str, split_key: str, layer: str | None
+    ) -> SplitStatistics:
+        conditions = get_conditions(adata, condition_key)
+        if split_key not in adata.obs.columns:
+            raise KeyError(
+                f"obs[{split_key!r}] not found: split the perturbations with "
+                "`sg.pp.split_perturbations(adata)`."
+            )
+        split = adata.obs[split_key].astype(str).to_numpy()
+        labels = [str(c) for c in conditions.categories]
+        codes = np.asarray(conditions.codes).astype(np.int64)
+        part = np.full(len(codes), -1)
+        for p, name in enumerate(PARTS):
+            part[split == name] = p
+        used = (part >= 0) & (codes >= 0)
+        groups = np.where(used, part * len(labels) + codes, -1)
+        index = pd.Index([f"{name}:{label}" for name in PARTS for label in labels])
+        stats = group_stats(expression_matrix(adata, layer), groups, index)
+        return cls(labels, np.where(used, codes, -1), split, stats)
+
+    @property
+    def n_conditions(self) -> int:
+        return len(self.conditions)
+
+    @property
+    def control_code(self) -> int:
+        return self.conditions.index(CONTROL)
+
+    def rows(self, part: str) -> slice:
+        p = PARTS.index(part)
+        return slice(p * self.n_conditions, (p + 1) * self.n_conditions)
+
+    def n_cells(self, part: str) -> np.ndarray:
+        """(conditions,) cells of each condition in ``part``."""
+        return self.stats.n_cells[self.rows(part)]
+
+    def means(self, part: str) -> np.ndarray:
+        return self.stats.means[self.rows(part)]
+
+    def variances(self, part: str) -> np.ndarray:
+        """Population variances (``ddof=0``): the within-condition term of the squared error."""
+        return self.stats.variances(ddof=0)[self.rows(part)]
+
+    def control_mean(self) -> np.ndarray:
+        """Mean expression of the training control cells."""
+        control = self.control_code
+        if self.n_cells("train")[control] == 0:
+            raise ValueError(
+                "No control cells in the training set: sg.pp.split_perturbations always puts "
+                "'ctrl' in train; re-run it (and check that control cells are registered as "
+                "'ctrl')."
+            )
+        return self.means("train")[control]
+
+    def mean_effect(self) -> np.ndarray:
+        """Unweighted mean over the train and val perturbations of (condition mean - control).
+
+        The "train mean" baseline's change, which ``residual`` models start from. Like every
+        statistic scgears fits, it never sees a test cell.
+        """
+        n = self.n_cells("train") + self.n_cells("val")
+        sums = self.stats.sums[self.rows("train")] + self.stats.sums[self.rows("val")]
+        perturbed = [i for i in range(self.n_conditions) if i != self.control_code and n[i] > 0]
+        if not perturbed:
+            return np.zeros(self.stats.sums.shape[1])
+        means = sums[perturbed] / n[perturbed, None]
+        return (means - self.control_mean()).mean(0)
+
+    def expressed(self) -> np.ndarray:
+        """(conditions, genes) genes with a non-zero mean over the condition's train+val cells."""
+        sums = self.stats.sums[self.rows("train")] + self.stats.sums[self.rows("val")]
+        return sums != 0
 
 
 @dataclass
@@ -25,171 +175,62 @@ class TrainingData:
     """What the loaders need, prepared once per training run by :class:`~scgears.model.GEARS`."""
 
     matrix: object  # expression (cells x genes): in-memory or backed
-    condition_codes: np.ndarray  # (cells,) index into `conditions`, -1 for cells not used
-    conditions: list[str]
+    statistics: SplitStatistics
     condition_nodes: np.ndarray  # (conditions, max genes) perturbation-graph nodes, -1 padded
-    split: np.ndarray  # (cells,) "train" / "val" / "test"
-    expressed: np.ndarray  # (conditions, genes) bool: genes with a non-zero mean (loss mask)
-    control_cells: np.ndarray  # training control cells that perturbed cells are paired with
     de_index: np.ndarray  # (conditions, n_de) positions of the top DE genes, -1 padded
-    control_code: int
     cells: dict[str, dict[int, np.ndarray]] = field(default_factory=dict)
 
     def __post_init__(self):
-        for part in ("train", "val"):
-            rows = np.flatnonzero((self.split == part) & (self.condition_codes >= 0))
-            codes = self.condition_codes[rows]
+        s = self.statistics
+        self.conditions = s.conditions
+        self.control_code = s.control_code
+        self.condition_codes = s.codes
+        self.split = s.split
+        self.expressed = s.expressed()
+        self.control_cells = np.flatnonzero((s.codes == s.control_code) & (s.split == "train"))
+        for part in PARTS:
+            rows = np.flatnonzero((s.split == part) & (s.codes >= 0))
+            codes = s.codes[rows]
             order = np.argsort(codes, kind="stable")
             bounds = np.flatnonzero(np.diff(codes[order])) + 1
             groups = np.split(rows[order], bounds)
-            self.cells[part] = {int(self.condition_codes[g[0]]): g for g in groups if len(g)}
+            self.cells[part] = {int(s.codes[g[0]]): g for g in groups if len(g)}
+        for part in PARTS:
+            perturbed = set(self.cells[part]) - {self.control_code}
+            if not perturbed:
+                raise ValueError(
+                    f"The split has no perturbed {part} condition; GEARS needs both train and val "
+                    "conditions. Re-run sg.pp.split_perturbations."
+                )
+
+    @classmethod
+    def from_anndata(
+        cls, adata: AnnData, statistics: SplitStatistics, *, de_key: str, layer: str | None, encode
+    ) -> TrainingData:
+        """Node rows, DE genes and the matrix, on top of statistics computed beforehand."""
+        labels = statistics.conditions
+        nodes = encode(labels)
+        de = adata.uns[de_key]["top_genes"]
+        position = {g: i for i, g in enumerate(adata.var_names)}
+        n_de = max([len(v) for v in de.values()] or [1])
+        de_index = np.full((len(labels), n_de), -1, dtype=np.int64)
+        for i, label in enumerate(labels):
+            genes = [position[g] for g in de.get(label, []) if g in position]
+            de_index[i, : len(genes)] = genes
+        return cls(expression_matrix(adata, layer), statistics, nodes, de_index)
+
+    def codes(self, part: str) -> list[int]:
+        """Conditions with cells in ``part``, in code order."""
+        return sorted(self.cells[part])
 
     def perturbed_nodes(self, part: str) -> np.ndarray:
         """Node rows of the perturbed conditions with cells in ``part``."""
-        codes = sorted(c for c in self.cells[part] if c != self.control_code)
+        codes = [c for c in self.codes(part) if c != self.control_code]
         return self.condition_nodes[codes]
 
     def n_cells(self, part: str) -> int:
         """Number of cells in ``part`` (``"train"`` or ``"val"``)."""
-        return int(sum(len(v) for v in self.cells[part].values()))
-
-
-def _world() -> tuple[int, int]:
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_rank(), torch.distributed.get_world_size()
-    return 0, 1
-
-
-class ConditionBatches(IterableDataset):
-    """Iterates over batches of conditions; one item is a whole collated batch.
-
-    Training (``shuffle=True``): in a pass, each condition's cells are shuffled and cut into
-    chunks of ``cells_per_condition``, the chunks are shuffled and grouped ``conditions_per_batch``
-    at a time, so every training cell is seen once. An epoch is one pass, or as many passes as
-    it takes to make ``min_steps`` steps: small screens would otherwise get too few optimiser
-    steps to learn anything in a few epochs. Validation (``shuffle=False``):
-    whole conditions, in a fixed order, with a fixed pairing. Under distributed training each
-    process takes every ``world_size``-th training batch (the same number on every process) and
-    all validation batches.
-    """
-
-    def __init__(
-        self,
-        data: TrainingData,
-        part: str,
-        *,
-        conditions_per_batch: int,
-        cells_per_condition: int,
-        shuffle: bool,
-        seed: int,
-        min_steps: int = 1,
-    ):
-        super().__init__()
-        self.data = data
-        self.part = part
-        self.conditions_per_batch = max(2, conditions_per_batch)
-        self.cells_per_condition = cells_per_condition
-        self.shuffle = shuffle
-        self.seed = seed
-        self.min_steps = max(1, min_steps)
-        self.epoch = 0
-        self._planned: tuple[int, list] | None = None
-
-    def _plan(self, rng: np.random.Generator) -> list[list[tuple[int, np.ndarray]]]:
-        groups = self.data.cells[self.part]
-        if not self.shuffle:
-            items = [(code, cells) for code, cells in sorted(groups.items())]
-            return [
-                items[i : i + self.conditions_per_batch]
-                for i in range(0, len(items), self.conditions_per_batch)
-            ]
-        batches: list[list[tuple[int, np.ndarray]]] = []
-        while True:  # passes over the training cells, until the epoch has its minimum of steps
-            batches += self._one_pass(groups, rng)
-            if len(batches) >= self.min_steps:
-                return batches
-
-    def _one_pass(self, groups, rng: np.random.Generator) -> list[list[tuple[int, np.ndarray]]]:
-        chunks: list[tuple[int, np.ndarray]] = []
-        for code, cells in sorted(groups.items()):
-            cells = rng.permutation(cells)
-            chunks += [
-                (code, cells[i : i + self.cells_per_condition])
-                for i in range(0, len(cells), self.cells_per_condition)
-            ]
-        chunks = [chunks[i] for i in rng.permutation(len(chunks))]
-        batches: list[list[tuple[int, np.ndarray]]] = []
-        for i in range(0, len(chunks), self.conditions_per_batch):
-            batch = _merge(chunks[i : i + self.conditions_per_batch])
-            if len(batch) < 2 and batches:
-                # batch norm over conditions needs at least two of them
-                batches[-1] = _merge(batches[-1] + batch)
-            else:
-                batches.append(batch)
-        return batches
-
-    def _batches(self) -> list[list[tuple[int, np.ndarray]]]:
-        """The batches of the current epoch for this process (planned once per epoch)."""
-        if self._planned is None or self._planned[0] != self.epoch:
-            rng = np.random.default_rng([self.seed, self.epoch])
-            batches = self._plan(rng)
-            rank, world = _world()
-            # Validation is not sharded: every process scores all validation conditions (cheap),
-            # so the metric reduced over processes is the plain mean, however few they are.
-            if world > 1 and self.shuffle:
-                n_each = len(batches) // world
-                if n_each == 0:
-                    raise ValueError(
-                        f"{len(batches)} training batches cannot be shared by {world} processes: "
-                        "lower batch_size, raise min_steps_per_epoch or use fewer devices."
-                    )
-                batches = batches[rank : n_each * world : world]
-            self._planned = (self.epoch, batches)
-        return self._planned[1]
-
-    def __len__(self) -> int:
-        return len(self._batches())
-
-    def __iter__(self):
-        batches = self._batches()
-        rank, _ = _world()
-        for number, batch in enumerate(batches):
-            rng = np.random.default_rng([self.seed, self.epoch, rank, number, 1])
-            yield self._collate(batch, rng)
-        if self.shuffle:  # the next epoch gets a new plan and a new control pairing
-            self.epoch += 1
-
-    def _collate(self, batch, rng: np.random.Generator) -> dict[str, torch.Tensor]:
-        data = self.data
-        codes = np.array([code for code, _ in batch], dtype=np.int64)
-        cells = np.concatenate([cells for _, cells in batch])
-        index = np.concatenate([np.full(len(c), i) for i, (_, c) in enumerate(batch)])
-        is_control = codes[index] == data.control_code
-        paired = cells.copy()
-        n_perturbed = int((~is_control).sum())
-        if n_perturbed:
-            paired[~is_control] = rng.choice(data.control_cells, n_perturbed, replace=True)
-        rows = read_rows(data.matrix, np.concatenate([cells, paired[~is_control]]))
-        x = rows[: len(cells)]
-        x_control = x.copy()
-        x_control[~is_control] = rows[len(cells) :]
-        expressed = data.expressed[codes].copy()
-        expressed[codes == data.control_code] = True
-        return {
-            "perturbations": torch.from_numpy(data.condition_nodes[codes]),
-            "condition_index": torch.from_numpy(index.astype(np.int64)),
-            "x": torch.from_numpy(x),
-            "x_control": torch.from_numpy(x_control),
-            "expressed": torch.from_numpy(expressed),
-            "de_index": torch.from_numpy(data.de_index[codes]),
-        }
-
-
-def _merge(batch: list[tuple[int, np.ndarray]]) -> list[tuple[int, np.ndarray]]:
-    merged: dict[int, list[np.ndarray]] = {}
-    for code, cells in batch:
-        merged.setdefault(code, []).append(cells)
-    return [(code, np.concatenate(parts)) for code, parts in merged.items()]
+        return int(self.statistics.n_cells(part).sum())
 
 
 class PerturbationDataSplitter(pl.LightningDataModule):
@@ -210,6 +251,9 @@ class PerturbationDataSplitter(pl.LightningDataModule):
         Cells of one condition per step.
     min_steps_per_epoch
         Fewest optimiser steps in an epoch (small screens repeat their cells to reach it).
+    statistics
+        Batches of per-condition sufficient statistics instead of cells (see
+        :meth:`~scgears.model.GEARS.train`).
     seed
         Seed of the batch plan and the control pairing.
     """
@@ -227,6 +271,7 @@ class PerturbationDataSplitter(pl.LightningDataModule):
         training_data: TrainingData,
         cells_per_condition: int = 32,
         min_steps_per_epoch: int = 50,
+        statistics: bool = True,
         seed: int = 0,
         **kwargs,
     ):
@@ -238,11 +283,6 @@ class PerturbationDataSplitter(pl.LightningDataModule):
             )
         if kwargs:
             raise TypeError(f"Unexpected data splitter arguments: {sorted(kwargs)}")
-        if batch_size < 2 * cells_per_condition:
-            raise ValueError(
-                f"batch_size ({batch_size}) must hold at least two conditions of "
-                f"cells_per_condition ({cells_per_condition}) cells."
-            )
         self.adata_manager = adata_manager
         self.data = training_data
         self.batch_size = batch_size
@@ -250,23 +290,19 @@ class PerturbationDataSplitter(pl.LightningDataModule):
         self.seed = seed
         self.n_train = training_data.n_cells("train")
         self.n_val = training_data.n_cells("val")
-        self._train = ConditionBatches(
-            training_data,
-            "train",
-            conditions_per_batch=batch_size // cells_per_condition,
-            cells_per_condition=cells_per_condition,
-            shuffle=True,
-            seed=seed,
-            min_steps=min_steps_per_epoch,
+        per_batch = batch_size // cells_per_condition
+        kind = StatisticsBatches if statistics else ConditionBatches
+        common = {"conditions_per_batch": per_batch, "seed": seed}
+        if not statistics:
+            common["cells_per_condition"] = cells_per_condition
+        self._train = kind(
+            training_data, "train", shuffle=True, min_steps=min_steps_per_epoch, **common
         )
-        self._val = ConditionBatches(
-            training_data,
-            "val",
-            conditions_per_batch=batch_size // cells_per_condition,
-            cells_per_condition=cells_per_condition,
-            shuffle=False,
-            seed=seed,
-        )
+        self._val = kind(training_data, "val", shuffle=False, **common)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Plan the batches of ``epoch`` (called by the training plan; resumed runs continue)."""
+        self._train.epoch = epoch
 
     def train_dataloader(self) -> DataLoader:
         return DataLoader(self._train, batch_size=None, num_workers=0)

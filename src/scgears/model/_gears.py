@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Sequence
 from typing import Literal
 
@@ -17,47 +18,38 @@ from scvi.data.fields import CategoricalObsField, LayerField
 from scvi.model.base import BaseModelClass, UnsupervisedTrainingMixin
 
 from .._anndata import get_conditions
-from .._checks import get_de
+from .._checks import check_expression, get_de
 from .._conditions import as_condition, condition_genes
 from .._constants import (
     COEXPRESSION_KEY,
     CONDITION_KEY,
-    CONTROL,
     DE_KEY,
     PERTURBATION_GRAPH_KEY,
     SPLIT_KEY,
 )
-from .._matrix import expression_matrix, group_stats
-from .._profiles import make_profiles
-from ._data import PerturbationDataSplitter, TrainingData
-from ._graphs import check_graphs, edges, read_graphs
-from ._module import DirectionLoss, GEARSModule
+from .._profiles import add_split_info, make_profiles
+from ._data import (
+    PerturbationDataSplitter,
+    SplitStatistics,
+    data_fingerprint,
+)
+from ._graphs import ModelGraphs, check_graphs, edges
+from ._io import ModelIOMixin
+from ._module import PAPER_SETTINGS, DirectionLoss, GEARSModule
 from ._prior import measured_prior
+from ._train import TrainMixin
 from ._training_plan import GEARSTrainingPlan
 
 logger = logging.getLogger(__name__)
 
 CONDITION_REGISTRY_KEY = "condition"
 
-#: Module settings of each variant; explicit keyword arguments of GEARS override them.
-VARIANTS: dict[str, dict] = {
-    "paper": {
-        "gamma": 2.0,
-        "residual": False,
-        "perturbation_init": "normal",
-        "perturbation_dropout": 0.0,
-    },
-    "scgears": {
-        "gamma": 0.0,
-        "residual": True,
-        "perturbation_init": "zeros",
-        "perturbation_dropout": 0.5,
-        "measured_prior": True,
-    },
-}
+#: Module settings of each variant; explicit keyword arguments of GEARS override them. The
+#: module's defaults are scgears'; the paper's settings live in one mapping, PAPER_SETTINGS.
+VARIANTS: dict[str, dict] = {"scgears": {}, "paper": PAPER_SETTINGS}
 
 
-class GEARS(UnsupervisedTrainingMixin, BaseModelClass):
+class GEARS(TrainMixin, ModelIOMixin, UnsupervisedTrainingMixin, BaseModelClass):
     """GEARS: predict the transcriptional effect of perturbing any set of genes.
 
     The model of Roohani, Huang & Leskovec (Nature Biotechnology 2023): gene embeddings propagated
@@ -156,7 +148,7 @@ class GEARS(UnsupervisedTrainingMixin, BaseModelClass):
         direction_lambda: float = 0.1,
         direction_loss: DirectionLoss = "sign",
         variant: Literal["scgears", "paper"] = "scgears",
-        graphs: dict | None = None,
+        graphs: ModelGraphs | None = None,
         **module_kwargs,
     ):
         super().__init__(adata, registry)
@@ -165,31 +157,37 @@ class GEARS(UnsupervisedTrainingMixin, BaseModelClass):
         module_kwargs = {**VARIANTS[variant], **module_kwargs}
         # a fresh model reads what was measured from adata; a loaded one gets it with its weights
         fresh = graphs is None
+        self._statistics: SplitStatistics | None = None
         if graphs is None:
             if adata is None:
                 raise ValueError("GEARS needs an AnnData registered with GEARS.setup_anndata.")
             args = self.adata_manager.registry["setup_args"]
-            graphs = read_graphs(
+            # the one pass over X: training means now, the loss's statistics at train
+            self._statistics = SplitStatistics.from_anndata(
                 adata,
                 condition_key=args["condition_key"],
                 split_key=args["split_key"],
                 layer=args["layer"],
+            )
+            graphs = ModelGraphs.from_anndata(
+                adata,
+                self._statistics,
                 coexpression_key=args["coexpression_key"],
                 perturbation_graph_key=args["perturbation_graph_key"],
+                fingerprint=self._fingerprint(adata),
             )
-        n_genes = len(graphs["genes"])
+        n_genes = len(graphs.genes)
         if adata is not None and not np.array_equal(
-            np.asarray(adata.var_names).astype(str), graphs["genes"]
+            np.asarray(adata.var_names).astype(str), graphs.genes
         ):
             raise ValueError("The AnnData's genes differ from the genes the model was built on.")
         self.graphs = graphs
-        self._node_of = {g: i for i, g in enumerate(graphs["perturbation_genes"])}
-        module_kwargs.setdefault("n_measured", len(graphs["seen_genes"]))
+        module_kwargs.setdefault("n_measured", len(graphs.seen_genes))
         self.module = self._module_cls(
             n_genes,
-            len(graphs["perturbation_genes"]),
-            edges(graphs["coexpression"]),
-            edges(graphs["perturbation"]),
+            len(graphs.perturbation_genes),
+            edges(graphs.coexpression),
+            edges(graphs.perturbation),
             n_hidden=n_hidden,
             n_go_layers=n_go_layers,
             n_coexpression_layers=n_coexpression_layers,
@@ -199,28 +197,38 @@ class GEARS(UnsupervisedTrainingMixin, BaseModelClass):
             direction_loss=direction_loss,
             **module_kwargs,
         )
-        self.module.control_mean.copy_(torch.as_tensor(graphs["control_mean"]))
-        self.module.mean_effect.copy_(torch.as_tensor(graphs["mean_effect"]))
+        self.module.control_mean.copy_(torch.as_tensor(graphs.control_mean))
+        self.module.mean_effect.copy_(torch.as_tensor(graphs.mean_effect))
         self._set_measured(adata if fresh else None, graphs)
         self._model_summary_string = (
-            f"GEARS model: {n_genes:,} genes, {len(graphs['perturbation_genes']):,} perturbable "
-            f"genes ({len(graphs['isolated']):,} without graph edges), {n_hidden} hidden, "
-            f"co-expression graph {graphs['coexpression'].nnz:,} edges, perturbation graph "
-            f"{graphs['perturbation'].nnz:,} edges, variant: {variant}, uncertainty: {uncertainty}."
+            f"GEARS model: {n_genes:,} genes, {len(graphs.perturbation_genes):,} perturbable "
+            f"genes ({len(graphs.isolated):,} without graph edges), {n_hidden} hidden, "
+            f"co-expression graph {graphs.coexpression.nnz:,} edges, perturbation graph "
+            f"{graphs.perturbation.nnz:,} edges, variant: {variant}, uncertainty: {uncertainty}."
         )
-        # the graphs are an init parameter, so a saved model is rebuilt without reading data
         self.init_params_ = self._get_init_params(locals())
-        self.init_params_["non_kwargs"]["graphs"] = graphs
+        # the graphs are saved beside the weights as plain arrays, not as an init parameter
+        self.init_params_["non_kwargs"].pop("graphs", None)
+
+    def _fingerprint(self, adata: AnnData) -> dict[str, str]:
+        args = self.adata_manager.registry["setup_args"]
+        return data_fingerprint(
+            adata,
+            condition_key=args["condition_key"],
+            split_key=args["split_key"],
+            coexpression_key=args["coexpression_key"],
+            graph_key=args["perturbation_graph_key"],
+        )
 
     def _set_measured(self, adata: AnnData | None, graphs: dict) -> None:
         """Fill the module's buffers of what was measured (a loaded model reads them from disk)."""
         module = self.module
-        node = self._node_of
-        column = {g: j for j, g in enumerate(graphs["genes"])}
+        node = graphs.node_of
+        column = {g: j for j, g in enumerate(graphs.genes)}
         for gene, j in column.items():
             if gene in node:
                 module.target_column[node[gene]] = j
-        for k, gene in enumerate(graphs["seen_genes"]):
+        for k, gene in enumerate(graphs.seen_genes):
             module.measured_row[node[gene]] = k
         if adata is None:
             return
@@ -230,7 +238,7 @@ class GEARS(UnsupervisedTrainingMixin, BaseModelClass):
             condition_key=args["condition_key"],
             split_key=args["split_key"],
             layer=args["layer"],
-            seen_genes=graphs["seen_genes"],
+            seen_genes=graphs.seen_genes,
         )
         module.measured_effect.copy_(torch.as_tensor(prior.single_effect))
         module.single_mean_effect.copy_(torch.as_tensor(prior.single_mean))
@@ -251,6 +259,7 @@ class GEARS(UnsupervisedTrainingMixin, BaseModelClass):
         de_key: str = DE_KEY,
         coexpression_key: str = COEXPRESSION_KEY,
         perturbation_graph_key: str = PERTURBATION_GRAPH_KEY,
+        _loading: bool = False,
         **kwargs,
     ) -> None:
         """Register an AnnData prepared by the ``sg.pp`` functions.
@@ -274,9 +283,9 @@ class GEARS(UnsupervisedTrainingMixin, BaseModelClass):
         >>> sg.model.GEARS.setup_anndata(adata)  # doctest: +SKIP
         >>> sg.model.GEARS.view_anndata_setup(adata)  # doctest: +SKIP
         """
-        loading = "source_registry" in kwargs
+        check_expression(adata, layer, function="setup_anndata")
         get_conditions(adata, condition_key)
-        if not loading:
+        if not _loading:  # a loaded model brings its graphs; only the conditions are needed
             if split_key not in adata.obs.columns:
                 raise KeyError(
                     f"obs[{split_key!r}] not found: split the perturbations with "
@@ -288,219 +297,26 @@ class GEARS(UnsupervisedTrainingMixin, BaseModelClass):
                 coexpression_key=coexpression_key,
                 perturbation_graph_key=perturbation_graph_key,
             )
-        setup_method_args = cls._get_setup_method_args(**locals())
+        setup_method_args = cls._get_setup_method_args(
+            **{k: v for k, v in locals().items() if k != "_loading"}
+        )
         fields = [
             LayerField(REGISTRY_KEYS.X_KEY, layer, is_count_data=False),
             CategoricalObsField(CONDITION_REGISTRY_KEY, condition_key),
         ]
         manager = AnnDataManager(fields=fields, setup_method_args=setup_method_args)
-        if loading:
-            kwargs.setdefault("extend_categories", True)
         manager.register_fields(adata, **kwargs)
         cls.register_manager(manager)
 
     # ------------------------------------------------------------------------------------------
-    # training
-
-    def train(
-        self,
-        max_epochs: int = 20,
-        *,
-        lr: float = 1e-3,
-        weight_decay: float = 5e-4,
-        batch_size: int = 512,
-        cells_per_condition: int = 32,
-        min_steps_per_epoch: int = 50,
-        lr_step_size: int = 1,
-        lr_gamma: float = 0.9,
-        ema_decay: float | None = None,
-        keep: Literal["last", "best"] = "last",
-        seed: int = 0,
-        accelerator: str = "auto",
-        devices: int | list[int] | str = "auto",
-        plan_kwargs: dict | None = None,
-        **trainer_kwargs,
-    ):
-        """Train on the split's ``train`` conditions, selecting the best epoch on ``val``.
-
-        Every epoch visits each training cell once, in batches of about
-        ``batch_size / cells_per_condition`` conditions; each perturbed cell is paired with a
-        random training control cell (seeded by ``seed`` and the epoch). After every epoch the
-        validation ``mse_de`` is computed and logged in ``model.history``; the model keeps the
-        last epoch's weights, or the best epoch's with ``keep="best"`` (GEARS' model
-        selection). Adam with weight decay, gradient values clipped at 1, and the learning rate
-        multiplied by ``lr_gamma`` every ``lr_step_size`` epochs.
-
-        Parameters
-        ----------
-        max_epochs
-            Epochs.
-        lr, weight_decay
-            Adam's learning rate and weight decay (GEARS: 1e-3, 5e-4).
-        batch_size
-            Cells per step.
-        cells_per_condition
-            Cells of one condition per step.
-        min_steps_per_epoch
-            Fewest optimiser steps per epoch: a small screen repeats its cells within an epoch
-            to reach it, so that ``max_epochs`` means enough training whatever the screen's size.
-        lr_step_size, lr_gamma
-            Step decay of the learning rate: times ``lr_gamma`` every ``lr_step_size`` epochs.
-            GEARS halves it every epoch, which stops learning after a few epochs; with
-            ``min_steps_per_epoch`` steps in every epoch, scgears decays it by 0.9 per epoch (20
-            epochs end at 12% of ``lr``).
-        ema_decay
-            If set, validation scores (and ``keep`` keeps) an exponential moving average of the
-            weights with this decay per step instead of the raw weights. Off by default: it did
-            not improve accuracy in our benchmarks. See :class:`~scgears.model.GEARSTrainingPlan`.
-        keep
-            ``"last"``: keep the last epoch's weights; ``"best"``: keep the weights of the epoch
-            with the best validation ``mse_de``, GEARS' selection. The default is ``"last"``
-            because a validation set of a few conditions (3-4 on the Norman benchmark) ranks
-            epochs by noise: there, ``"best"`` often kept one of the first epochs, close to the
-            mean-effect baseline, while the test error kept falling. Choose ``"best"``
-            when the validation set has dozens of conditions. ``model.trainer.lightning_module
-            .best_epoch`` records the best epoch either way.
-        seed
-            Seed of batches and control pairing.
-        accelerator, devices
-            Lightning's accelerator and devices (``"cpu"``, ``"gpu"``, ...). Pass ``strategy=``
-            (e.g. ``"ddp"``) for several devices.
-        plan_kwargs
-            Other arguments of :class:`~scgears.model.GEARSTrainingPlan`.
-        **trainer_kwargs
-            Arguments of :class:`scvi.train.Trainer` / Lightning's ``Trainer``.
-
-        Examples
-        --------
-        >>> model.train(max_epochs=20)  # doctest: +SKIP
-        >>> model.history["validation_mse_de"]  # doctest: +SKIP
-        """
-        data = self._training_data()
-        plan = {
-            "lr": lr,
-            "weight_decay": weight_decay,
-            "lr_step_size": lr_step_size,
-            "lr_gamma": lr_gamma,
-            "ema_decay": ema_decay,
-            "keep": keep,
-            **(plan_kwargs or {}),
-        }
-        trainer_kwargs.setdefault("gradient_clip_val", 1.0)
-        trainer_kwargs.setdefault("gradient_clip_algorithm", "value")
-        trainer_kwargs.setdefault("check_val_every_n_epoch", 1)
-        trainer_kwargs.setdefault("use_distributed_sampler", False)
-        # dropout masks and anything else random in training follow `seed`, without touching the
-        # caller's global random state
-        with torch.random.fork_rng():
-            torch.manual_seed(seed)
-            return super().train(
-                max_epochs=max_epochs,
-                accelerator=accelerator,
-                devices=devices,
-                batch_size=batch_size,
-                datasplitter_kwargs={
-                    "training_data": data,
-                    "cells_per_condition": cells_per_condition,
-                    "min_steps_per_epoch": min_steps_per_epoch,
-                    "seed": seed,
-                },
-                plan_kwargs=plan,
-                **trainer_kwargs,
-            )
-
-    def _training_data(self) -> TrainingData:
-        """Gather what the loaders need; all checks run here, before any training."""
-        adata = self.adata
-        args = self.adata_manager.registry["setup_args"]
-        conditions = get_conditions(adata, args["condition_key"])
-        split_key = args["split_key"]
-        if split_key not in adata.obs.columns:
-            raise KeyError(
-                f"obs[{split_key!r}] not found: split the perturbations with "
-                "`sg.pp.split_perturbations(adata)`."
-            )
-        split = adata.obs[split_key].astype(str).to_numpy()
-        labels = list(conditions.categories)
-        codes = np.asarray(conditions.codes).astype(np.int64)
-        used = np.isin(split, ("train", "val")) & (codes >= 0)
-        for part in ("train", "val"):
-            parts = set(np.asarray(conditions)[split == part].astype(str)) - {CONTROL}
-            if not parts:
-                raise ValueError(
-                    f"The split in obs[{split_key!r}] has no perturbed {part} condition; GEARS "
-                    f"needs both train and val conditions. Re-run sg.pp.split_perturbations."
-                )
-        nodes = np.full((len(labels), max([1, *[len(condition_genes(c)) for c in labels]])), -1)
-        unknown: set[str] = set()
-        for i, label in enumerate(labels):
-            for j, gene in enumerate(condition_genes(label)):
-                if gene in self._node_of:
-                    nodes[i, j] = self._node_of[gene]
-                else:
-                    unknown.add(gene)
-        used_unknown = sorted(
-            {g for c in np.asarray(conditions)[used].astype(str) for g in condition_genes(c)}
-            & unknown
-        )
-        if used_unknown:
-            raise ValueError(
-                f"Training conditions perturb genes outside the model's perturbation graph: "
-                f"{used_unknown[:10]}. Rebuild the graph with sg.pp.perturbation_graph(adata) and "
-                "create the model again."
-            )
-        matrix = expression_matrix(adata, args["layer"])
-        stats = group_stats(matrix, np.where(used, codes, -1), pd.Index(labels))
-        expressed = stats.means != 0
-        control_code = labels.index(CONTROL)
-        control_cells = np.flatnonzero((codes == control_code) & (split == "train"))
-        de = adata.uns[args["de_key"]]["top_genes"]
-        position = {g: i for i, g in enumerate(adata.var_names)}
-        n_de = max([len(v) for v in de.values()] or [1])
-        de_index = np.full((len(labels), n_de), -1, dtype=np.int64)
-        for i, label in enumerate(labels):
-            genes = [position[g] for g in de.get(label, []) if g in position]
-            de_index[i, : len(genes)] = genes
-        return TrainingData(
-            matrix=matrix,
-            condition_codes=np.where(used, codes, -1),
-            conditions=labels,
-            condition_nodes=nodes.astype(np.int64),
-            split=split,
-            expressed=expressed,
-            control_cells=control_cells,
-            de_index=de_index,
-            control_code=control_code,
-        )
-
-    # ------------------------------------------------------------------------------------------
     # prediction
-
-    def _nodes(self, labels: list[str]) -> np.ndarray:
-        width = max([1, *[len(condition_genes(c)) for c in labels]])
-        nodes = np.full((len(labels), width), -1, dtype=np.int64)
-        for i, label in enumerate(labels):
-            for j, gene in enumerate(condition_genes(label)):
-                nodes[i, j] = self._node_of[gene]
-        return nodes
-
-    def _check_genes(self, labels: list[str]) -> None:
-        unknown = sorted({g for c in labels for g in condition_genes(c)} - set(self._node_of))
-        if unknown:
-            raise ValueError(
-                f"{len(unknown)} genes are not in the model's perturbation graph: {unknown[:20]}"
-                + (" ..." if len(unknown) > 20 else "")
-                + ". The model can only predict genes that were graph nodes when it was trained: "
-                "add them with `sg.pp.perturbation_graph(adata, genes=[...])` before creating and "
-                "training the model."
-            )
 
     @torch.inference_mode()
     def _delta(self, labels: list[str], batch_size: int) -> tuple[np.ndarray, np.ndarray | None]:
         self.module.eval()
         device = self.module.control_mean.device
         deltas, logvars = [], []
-        nodes = self._nodes(labels)
+        nodes = self.graphs.encode(labels)
         for start in range(0, len(labels), batch_size):
             batch = torch.from_numpy(nodes[start : start + batch_size]).to(device)
             out = self.module.inference(batch)
@@ -548,19 +364,31 @@ class GEARS(UnsupervisedTrainingMixin, BaseModelClass):
         labels = list(dict.fromkeys(as_condition(p) for p in perturbations))
         if not labels:
             raise ValueError("No perturbations to predict.")
-        self._check_genes(labels)
+        self.graphs.encode(labels)  # unknown genes: an error saying how to add them
+        if not self.is_trained_:
+            warnings.warn(
+                "This GEARS model has not been trained: its predictions come from random "
+                "weights. Call model.train() first.",
+                UserWarning,
+                stacklevel=2,
+            )
         delta, logvar = self._delta(labels, batch_size)
         control = self.module.control_mean.detach().cpu().numpy()
         uncertainty = None if logvar is None else np.exp(0.5 * logvar)
-        return make_profiles(
+        profiles = make_profiles(
             labels,
-            self.graphs["genes"],
+            self.graphs.genes,
             self._valid_profiles(control[None, :] + delta),
             control,
             source="GEARS",
             uncertainty=uncertainty,
             obs=self._prediction_obs(labels),
         )
+        split_info = None
+        if self.adata is not None:
+            split_key = self.adata_manager.registry["setup_args"]["split_key"]
+            split_info = self.adata.uns.get(split_key)
+        return add_split_info(profiles, split_info)
 
     def _valid_profiles(self, mean: np.ndarray) -> np.ndarray:
         """Valid log-expression: negative values clipped to 0, silent genes exactly 0."""
@@ -568,10 +396,9 @@ class GEARS(UnsupervisedTrainingMixin, BaseModelClass):
         return np.where(expressed[None, :], np.maximum(mean, 0.0), 0.0).astype(np.float32)
 
     def _prediction_obs(self, labels: list[str]) -> pd.DataFrame:
-        """``obs`` columns of a prediction: seen/unseen/isolated genes, split and subgroup."""
-        seen = set(self.graphs["seen_genes"])
-        isolated = set(self.graphs["isolated"])
-        split_of, subgroup = self._split_labels(labels, seen)
+        """``obs`` columns of a prediction: seen, unseen and isolated genes."""
+        seen = set(self.graphs.seen_genes)
+        isolated = set(self.graphs.isolated)
         return pd.DataFrame(
             {
                 "n_seen_genes": [sum(g in seen for g in condition_genes(c)) for c in labels],
@@ -581,44 +408,8 @@ class GEARS(UnsupervisedTrainingMixin, BaseModelClass):
                 "isolated_genes": [
                     "+".join(g for g in condition_genes(c) if g in isolated) for c in labels
                 ],
-                "split": pd.Categorical(
-                    [split_of.get(c) for c in labels], categories=["train", "val", "test"]
-                ),
-                "subgroup": pd.Categorical(subgroup),
             }
         )
-
-    def _split_labels(self, labels: list[str], seen: set[str]):
-        """Each condition's split set and subgroup, from the split of the model's AnnData.
-
-        Test conditions get the subgroup the split recorded, ``train``/``val`` conditions their
-        set's name, others the paper's rule with the model's seen genes (``unseen_single``,
-        ``seen_single``, ``combo_seen{k}``; ``ctrl`` for the control).
-        """
-        split_of: dict[str, str] = {}
-        recorded: dict[str, str] = {}
-        info = None
-        if self.adata is not None:
-            info = self.adata.uns.get(self.adata_manager.registry["setup_args"]["split_key"])
-        if isinstance(info, dict) and "conditions" in info:
-            for name, members in info["conditions"].items():
-                split_of.update({as_condition(c): str(name) for c in members})
-            for group, members in info.get("subgroups", {}).items():
-                recorded.update({as_condition(c): str(group) for c in members})
-        subgroups = []
-        for c in labels:
-            genes = condition_genes(c)
-            if split_of.get(c) in ("train", "val"):
-                subgroups.append(split_of[c])
-            elif c in recorded:
-                subgroups.append(recorded[c])
-            elif not genes:
-                subgroups.append(CONTROL)
-            elif len(genes) == 1:
-                subgroups.append("seen_single" if genes[0] in seen else "unseen_single")
-            else:
-                subgroups.append(f"combo_seen{sum(g in seen for g in genes)}")
-        return split_of, subgroups
 
     # ------------------------------------------------------------------------------------------
     # embeddings
@@ -633,7 +424,7 @@ class GEARS(UnsupervisedTrainingMixin, BaseModelClass):
         """
         self.module.eval()
         values = self.module.gene_base().cpu().numpy()
-        return pd.DataFrame(values, index=pd.Index(self.graphs["genes"], name="gene"))
+        return pd.DataFrame(values, index=pd.Index(self.graphs.genes, name="gene"))
 
     @torch.inference_mode()
     def get_perturbation_embedding(self) -> pd.DataFrame:
@@ -645,12 +436,12 @@ class GEARS(UnsupervisedTrainingMixin, BaseModelClass):
         """
         self.module.eval()
         values = self.module.perturbation_base().cpu().numpy()
-        return pd.DataFrame(values, index=pd.Index(self.graphs["perturbation_genes"], name="gene"))
+        return pd.DataFrame(values, index=pd.Index(self.graphs.perturbation_genes, name="gene"))
 
     @property
     def perturbable_genes(self) -> np.ndarray:
         """Genes the model can predict perturbations of (the perturbation graph's nodes)."""
-        return self.graphs["perturbation_genes"].copy()
+        return self.graphs.perturbation_genes.copy()
 
     def __repr__(self) -> str:
         status = "trained" if self.is_trained_ else "not trained"

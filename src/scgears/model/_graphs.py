@@ -1,75 +1,22 @@
-"""The model's knowledge: both graphs and the vocabularies, gathered once from the AnnData.
+"""The model's knowledge: both graphs, the vocabularies and the training means, as one value.
 
-They are saved with the model (as an init parameter), so loading never recomputes them from data.
+A :class:`ModelGraphs` is gathered once from the AnnData when the model is created, saved with
+the model as plain arrays (:meth:`ModelGraphs.to_arrays`), so loading never recomputes it from
+data and never unpickles anything.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from functools import cached_property
+
 import numpy as np
-import pandas as pd
 import scipy.sparse as sp
 import torch
 from anndata import AnnData
 
-from .._anndata import get_conditions
 from .._conditions import condition_genes
-from .._constants import CONTROL
-from .._matrix import expression_matrix, group_stats
-
-
-def read_graphs(
-    adata: AnnData,
-    *,
-    condition_key: str,
-    split_key: str,
-    layer: str | None,
-    coexpression_key: str,
-    perturbation_graph_key: str,
-) -> dict:
-    """Collect what the model keeps from ``adata``: graphs, gene vocabularies, control mean."""
-    check_graphs(
-        adata, coexpression_key=coexpression_key, perturbation_graph_key=perturbation_graph_key
-    )
-    coexpression = sp.csr_matrix(adata.varp[coexpression_key], dtype=np.float32)
-    stored = adata.uns[perturbation_graph_key]
-    perturbation = sp.csr_matrix(stored["graph"], dtype=np.float32)
-    perturbation_genes = np.asarray(stored["genes"]).astype(str)
-    if perturbation.shape != (len(perturbation_genes),) * 2:
-        raise ValueError(
-            f"uns[{perturbation_graph_key!r}]['graph'] has shape {perturbation.shape} but lists "
-            f"{len(perturbation_genes)} genes; rebuild it with sg.pp.perturbation_graph(adata)."
-        )
-    isolated = np.asarray(stored.get("isolated", []), dtype=str)
-
-    conditions = get_conditions(adata, condition_key)
-    split = adata.obs[split_key].astype(str).to_numpy()
-    in_training = np.isin(split, ("train", "val"))
-    training_conditions = set(np.asarray(conditions)[in_training].astype(str))
-    missing = sorted(
-        {g for c in training_conditions for g in condition_genes(c)} - set(perturbation_genes)
-    )
-    if missing:
-        raise ValueError(
-            f"{len(missing)} perturbed genes of training conditions are not nodes of the "
-            f"perturbation graph: {missing[:10]}. Rebuild it after registering the perturbations: "
-            "sg.pp.perturbation_graph(adata)."
-        )
-    seen = sorted(
-        {condition_genes(c)[0] for c in training_conditions if len(condition_genes(c)) == 1}
-    )
-    trained_on = sorted({g for c in training_conditions for g in condition_genes(c)})
-    control_mean, mean_effect = training_means(adata, conditions, split, layer)
-    return {
-        "genes": np.asarray(adata.var_names).astype(str),
-        "perturbation_genes": perturbation_genes,
-        "coexpression": coexpression,
-        "perturbation": perturbation,
-        "isolated": isolated,
-        "seen_genes": np.asarray(seen, dtype=str),
-        "trained_genes": np.asarray(trained_on, dtype=str),
-        "control_mean": control_mean,
-        "mean_effect": mean_effect,
-    }
+from ._data import SplitStatistics
 
 
 def check_graphs(adata: AnnData, *, coexpression_key: str, perturbation_graph_key: str) -> None:
@@ -92,28 +39,171 @@ def check_graphs(adata: AnnData, *, coexpression_key: str, perturbation_graph_ke
         )
 
 
-def training_means(
-    adata: AnnData, conditions, split: np.ndarray, layer: str | None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Mean control expression and mean perturbation effect of the ``train`` and ``val`` conditions.
+@dataclass(frozen=True)
+class ModelGraphs:
+    """Graphs, gene vocabularies and training means of a GEARS model (immutable).
 
-    The mean effect is the unweighted mean over those perturbations of (condition mean minus
-    control mean): the "train mean" baseline's change, which ``residual`` models start from. Like
-    every statistic scgears fits, it never sees a test cell.
+    Attributes
+    ----------
+    genes
+        Measured genes (the model's outputs), in ``var`` order.
+    perturbation_genes
+        Nodes of the perturbation graph: the genes the model can perturb.
+    coexpression, perturbation
+        The two graphs (CSR; row ``i`` lists the sources of node ``i``).
+    isolated
+        Perturbable genes without perturbation-graph edges (low-confidence predictions).
+    seen_genes
+        Genes whose single perturbation was in train or val.
+    control_mean, mean_effect
+        Mean training control expression; mean effect of the train and val perturbations.
+    fingerprint
+        Hashes of the data these were built from (see :meth:`~scgears.model.GEARS.train`).
     """
-    labels = pd.Index(conditions.categories)
-    codes = np.where(np.isin(split, ("train", "val")), np.asarray(conditions.codes), -1)
-    stats = group_stats(expression_matrix(adata, layer), codes, labels)
-    control = stats.loc(CONTROL)
-    if stats.n_cells[control] == 0:
-        raise ValueError(
-            "No control cells in the training set: sg.pp.split_perturbations always puts 'ctrl' in "
-            "train; re-run it (and check that control cells are registered as 'ctrl')."
+
+    genes: np.ndarray
+    perturbation_genes: np.ndarray
+    coexpression: sp.csr_matrix
+    perturbation: sp.csr_matrix
+    isolated: np.ndarray
+    seen_genes: np.ndarray
+    control_mean: np.ndarray
+    mean_effect: np.ndarray
+    fingerprint: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_anndata(
+        cls,
+        adata: AnnData,
+        statistics: SplitStatistics,
+        *,
+        coexpression_key: str,
+        perturbation_graph_key: str,
+        fingerprint: dict[str, str],
+    ) -> ModelGraphs:
+        """Collect the graphs of ``adata`` and the training means of ``statistics``."""
+        check_graphs(
+            adata, coexpression_key=coexpression_key, perturbation_graph_key=perturbation_graph_key
         )
-    means = stats.means
-    perturbed = [i for i, label in enumerate(labels) if label != CONTROL and stats.n_cells[i] > 0]
-    effect = (means[perturbed] - means[control]).mean(0) if perturbed else np.zeros(len(means[0]))
-    return means[control].astype(np.float32), effect.astype(np.float32)
+        stored = adata.uns[perturbation_graph_key]
+        perturbation = sp.csr_matrix(stored["graph"], dtype=np.float32)
+        perturbation_genes = np.asarray(stored["genes"]).astype(str)
+        if perturbation.shape != (len(perturbation_genes),) * 2:
+            raise ValueError(
+                f"uns[{perturbation_graph_key!r}]['graph'] has shape {perturbation.shape} but "
+                f"lists {len(perturbation_genes)} genes; rebuild it with "
+                "sg.pp.perturbation_graph(adata)."
+            )
+        trained = [
+            c
+            for c, n in zip(
+                statistics.conditions,
+                statistics.n_cells("train") + statistics.n_cells("val"),
+                strict=True,
+            )
+            if n > 0
+        ]
+        missing = sorted({g for c in trained for g in condition_genes(c)} - set(perturbation_genes))
+        if missing:
+            raise ValueError(
+                f"{len(missing)} perturbed genes of training conditions are not nodes of the "
+                f"perturbation graph: {missing[:10]}. Rebuild it after registering the "
+                "perturbations: sg.pp.perturbation_graph(adata)."
+            )
+        seen = sorted({condition_genes(c)[0] for c in trained if len(condition_genes(c)) == 1})
+        return cls(
+            genes=np.asarray(adata.var_names).astype(str),
+            perturbation_genes=perturbation_genes,
+            coexpression=sp.csr_matrix(adata.varp[coexpression_key], dtype=np.float32),
+            perturbation=perturbation,
+            isolated=np.asarray(stored.get("isolated", []), dtype=str),
+            seen_genes=np.asarray(seen, dtype=str),
+            control_mean=statistics.control_mean().astype(np.float32),
+            mean_effect=statistics.mean_effect().astype(np.float32),
+            fingerprint=dict(fingerprint),
+        )
+
+    @cached_property
+    def node_of(self) -> dict[str, int]:
+        """Perturbation-graph node of each perturbable gene."""
+        return {g: i for i, g in enumerate(self.perturbation_genes)}
+
+    def unknown(self, labels) -> list[str]:
+        """Genes of ``labels`` that are not perturbation-graph nodes, sorted."""
+        return sorted({g for c in labels for g in condition_genes(c)} - set(self.node_of))
+
+    def encode(self, labels, *, strict: bool = True) -> np.ndarray:
+        """(conditions, max genes) node indices of condition labels, padded with -1.
+
+        With ``strict=False`` genes outside the graph are left at -1 (conditions the model
+        never trains on); otherwise they raise an error saying how to add them.
+        """
+        if strict:
+            unknown = self.unknown(labels)
+            if unknown:
+                raise ValueError(
+                    f"{len(unknown)} genes are not in the model's perturbation graph: "
+                    f"{unknown[:20]}" + (" ..." if len(unknown) > 20 else "") + ". The model can "
+                    "only predict genes that were graph nodes when it was trained: add them with "
+                    "`sg.pp.perturbation_graph(adata, genes=[...])` before creating and training "
+                    "the model."
+                )
+        width = max([1, *[len(condition_genes(c)) for c in labels]])
+        nodes = np.full((len(labels), width), -1, dtype=np.int64)
+        for i, label in enumerate(labels):
+            for j, gene in enumerate(condition_genes(label)):
+                nodes[i, j] = self.node_of.get(gene, -1)
+        return nodes
+
+    # ------------------------------------------------------------------------------------------
+    # plain arrays for saving (no object arrays: loadable with allow_pickle=False)
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """Plain numeric and unicode arrays (an ``.npz`` without pickles)."""
+        arrays = {
+            "genes": self.genes.astype(str),
+            "perturbation_genes": self.perturbation_genes.astype(str),
+            "isolated": self.isolated.astype(str),
+            "seen_genes": self.seen_genes.astype(str),
+            "control_mean": self.control_mean,
+            "mean_effect": self.mean_effect,
+            "fingerprint_keys": np.asarray(list(self.fingerprint), dtype=str),
+            "fingerprint_values": np.asarray(list(self.fingerprint.values()), dtype=str),
+        }
+        for name in ("coexpression", "perturbation"):
+            graph = getattr(self, name)
+            arrays[f"{name}_data"] = graph.data
+            arrays[f"{name}_indices"] = graph.indices
+            arrays[f"{name}_indptr"] = graph.indptr
+            arrays[f"{name}_shape"] = np.asarray(graph.shape)
+        return arrays
+
+    @classmethod
+    def from_arrays(cls, arrays) -> ModelGraphs:
+        """Inverse of :meth:`to_arrays`."""
+        graphs = {
+            name: sp.csr_matrix(
+                (arrays[f"{name}_data"], arrays[f"{name}_indices"], arrays[f"{name}_indptr"]),
+                shape=tuple(int(s) for s in arrays[f"{name}_shape"]),
+            )
+            for name in ("coexpression", "perturbation")
+        }
+        return cls(
+            genes=np.asarray(arrays["genes"]).astype(str),
+            perturbation_genes=np.asarray(arrays["perturbation_genes"]).astype(str),
+            isolated=np.asarray(arrays["isolated"]).astype(str),
+            seen_genes=np.asarray(arrays["seen_genes"]).astype(str),
+            control_mean=np.asarray(arrays["control_mean"], dtype=np.float32),
+            mean_effect=np.asarray(arrays["mean_effect"], dtype=np.float32),
+            fingerprint=dict(
+                zip(
+                    [str(k) for k in arrays["fingerprint_keys"]],
+                    [str(v) for v in arrays["fingerprint_values"]],
+                    strict=True,
+                )
+            ),
+            **graphs,
+        )
 
 
 def edges(graph: sp.csr_matrix) -> tuple[torch.Tensor, torch.Tensor]:

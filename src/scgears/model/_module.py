@@ -15,6 +15,17 @@ _POSITIONAL_WEIGHT = 0.2
 
 DirectionLoss = Literal["sign", "tanh"]
 
+#: The paper's module settings where scgears' defaults differ (``GEARS(variant="paper")``).
+#: One mapping, read by :class:`~scgears.model.GEARS`; add an entry for any new setting whose
+#: default departs from the paper.
+PAPER_SETTINGS: dict[str, object] = {
+    "gamma": 2.0,
+    "residual": False,
+    "perturbation_init": "normal",
+    "perturbation_dropout": 0.0,
+    "measured_prior": False,
+}
+
 
 class GEARSModule(BaseModuleClass):
     """GEARS (Roohani et al. 2023): a perturbation set -> the change it causes in every gene.
@@ -55,17 +66,21 @@ class GEARSModule(BaseModuleClass):
     direction_scale
         Scale (log-expression units) of the smooth direction term.
     gamma
-        Autofocus exponent: the error is raised to the power ``2 + gamma`` (paper: 2).
+        Autofocus exponent: the error is raised to the power ``2 + gamma`` (scgears: 0, the
+        squared error; paper: 2). See :data:`~scgears.model.PAPER_SETTINGS` for every default
+        that departs from the paper.
     perturbation_init
-        ``"normal"`` (paper) or ``"zeros"``: initial perturbation embeddings.
+        ``"zeros"`` (scgears) or ``"normal"`` (paper): initial perturbation embeddings.
     perturbation_dropout
         In training, the probability of zeroing each node's own perturbation embedding before
-        the GO GNN, so that genes are predicted from their neighbours (paper: 0).
+        the GO GNN, so that genes are predicted from their neighbours (scgears: 0.5, paper: 0).
     residual
         Predict each perturbation's difference from the mean training effect (see
-        :meth:`inference`) instead of its change from control (paper: ``False``).
+        :meth:`inference`) instead of its change from control (scgears: ``True``, paper:
+        ``False``).
     measured_prior
-        Start every perturbation from what was measured (see :meth:`inference`): the sum of the
+        Start every perturbation from what was measured (scgears: ``True``, paper: ``False``;
+        see :meth:`inference`): the sum of the
         measured single effects of its genes whose single was in training (the additive
         expectation), the mean single effect for each other gene plus the typical on-target
         change of a perturbed gene's own expression; the network adds its correction (the
@@ -94,11 +109,11 @@ class GEARSModule(BaseModuleClass):
         direction_lambda: float = 0.1,
         direction_loss: DirectionLoss = "sign",
         direction_scale: float = 0.1,
-        gamma: float = 2.0,
-        perturbation_init: str = "normal",
-        perturbation_dropout: float = 0.0,
-        residual: bool = False,
-        measured_prior: bool = False,
+        gamma: float = 0.0,
+        perturbation_init: str = "zeros",
+        perturbation_dropout: float = 0.5,
+        residual: bool = True,
+        measured_prior: bool = True,
         n_measured: int = 0,
         prior_dropout: float = 0.5,
     ):
@@ -357,6 +372,8 @@ class GEARSModule(BaseModuleClass):
         all genes for the control) of ``|y_hat - y|^(2 + gamma)`` plus ``direction_lambda`` times
         the direction term; conditions are averaged, as in GEARS' ``loss_fct``.
         """
+        if "target" in tensors:
+            return self.statistics_loss(tensors, inference_outputs)
         delta = inference_outputs["delta"]
         logvar = inference_outputs["logvar"]
         x = tensors["x"]
@@ -390,6 +407,62 @@ class GEARSModule(BaseModuleClass):
             extra["gaussian_nll"] = (nll * weight).sum() / n_conditions
         loss = (per_cell * weight).sum() / n_conditions
         return LossOutput(loss=loss, n_obs_minibatch=x.shape[0], extra_metrics=extra)
+
+    @property
+    def statistics_exact(self) -> bool:
+        """Whether :meth:`statistics_loss` has the gradient of the cell-level :meth:`loss`.
+
+        True for the squared error (``gamma=0``) with the Gaussian likelihood of the uncertainty
+        head, and a direction term that is either off or the paper's ``"sign"`` term (its
+        gradient is zero). The autofocus power ``2 + gamma > 2`` and the smooth ``"tanh"``
+        direction term depend on each cell's error, which no per-condition statistic carries.
+        """
+        return self.gamma == 0 and (self.direction_lambda == 0 or self.direction_loss == "sign")
+
+    def statistics_loss(self, tensors, inference_outputs) -> LossOutput:
+        """:meth:`loss` from per-condition sufficient statistics instead of cells.
+
+        For a condition with ``n`` cells, paired controls ``c_i`` and cells ``x_i``, the cell-level
+        error is ``e_i = c_i + delta - x_i``. Its mean over cells is ``delta - target`` with
+        ``target = mean(x - c)``, and ``mean(e_i^2) = (delta - target)^2 + variance``, where
+        ``variance`` is the within-condition variance of ``x - c``, which does not depend on the
+        network. So the squared error and the Gaussian likelihood
+        ``0.5 (exp(-s) mean(e^2) + s)`` are the cell-level ones exactly, gradients included
+        (:attr:`statistics_exact`). The paper's sign direction term has no gradient; here it is
+        computed on the condition means (``sign(target)`` against ``sign(delta)``), a reported
+        value only.
+
+        ``tensors`` holds, per condition of the batch: ``target`` and ``variance`` (conditions,
+        genes), ``n_cells``, ``expressed`` (the loss mask) and ``perturbations``.
+        """
+        delta = inference_outputs["delta"]
+        logvar = inference_outputs["logvar"]
+        target = tensors["target"]
+        mask = tensors["expressed"].to(delta.dtype)
+        n_genes = mask.sum(1).clamp(min=1)
+        n_conditions = delta.shape[0]
+        squared = (delta - target).pow(2) + tensors["variance"]  # mean over cells of e^2
+        autofocus = (squared * mask).sum(1) / n_genes
+        if self.direction_loss == "tanh":
+            predicted_side = torch.tanh(delta / self.direction_scale)
+        else:
+            predicted_side = torch.sign(delta)
+        direction = ((torch.sign(target) - predicted_side).pow(2) * mask).sum(1) / n_genes
+        per_condition = autofocus + self.direction_lambda * direction
+        n_cells = tensors["n_cells"].to(delta.dtype)
+        extra = {
+            "autofocus": autofocus.sum() / n_conditions,
+            "direction": direction.sum() / n_conditions,
+            "mse": (n_cells[:, None] * squared * mask).sum()
+            / (n_cells[:, None] * mask).sum().clamp(min=1),
+        }
+        if logvar is not None:
+            nll = 0.5 * (torch.exp(-logvar) * squared + logvar)
+            nll = (nll * mask).sum(1) / n_genes
+            per_condition = per_condition + self.uncertainty_reg * nll
+            extra["gaussian_nll"] = nll.sum() / n_conditions
+        loss = per_condition.sum() / n_conditions
+        return LossOutput(loss=loss, n_obs_minibatch=int(n_cells.sum()), extra_metrics=extra)
 
     def sample(self, *args, **kwargs):
         """Not used: GEARS predicts condition means, see :meth:`inference`."""

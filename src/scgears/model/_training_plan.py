@@ -3,30 +3,45 @@
 from __future__ import annotations
 
 import logging
-from typing import Literal
 
+import numpy as np
 import torch
 from scvi.train import TrainingPlan
 
 logger = logging.getLogger(__name__)
 
 
+def condition_targets(batch: dict[str, torch.Tensor], n_conditions: int) -> torch.Tensor:
+    """Per-condition measured change the mean prediction must match: (conditions, genes).
+
+    Statistics batches carry it (``target``); for cells, the mean prediction of a condition is the
+    mean of its paired controls plus ``delta`` (GEARS' ``compute_metrics``), so the target is the
+    mean of its cells minus the mean of their paired controls.
+    """
+    if "target" in batch:
+        return batch["target"]
+    index = batch["condition_index"]
+    x = batch["x"]
+    counts = torch.bincount(index, minlength=n_conditions).to(x.dtype).clamp(min=1)
+    difference = batch["x"] - batch["x_control"]
+    return (
+        torch.zeros((n_conditions, x.shape[1]), dtype=x.dtype, device=x.device).index_add_(
+            0, index, difference
+        )
+        / counts[:, None]
+    )
+
+
 def condition_mse_de(batch: dict[str, torch.Tensor], delta: torch.Tensor) -> torch.Tensor:
     """Per-condition MSE over its top DE genes between mean prediction and mean measured cells.
 
-    The prediction of a cell is its paired control plus ``delta``, so the mean prediction of a
-    condition is the mean of its paired controls plus ``delta`` (GEARS' ``compute_metrics``).
-    Returns a (conditions,) tensor, NaN for conditions without DE genes.
+    Returns a (conditions,) tensor, NaN for conditions without DE genes. ``delta = 0`` gives the
+    no-change (control) baseline.
     """
-    index = batch["condition_index"]
-    n_conditions = delta.shape[0]
-    counts = torch.bincount(index, minlength=n_conditions).to(delta.dtype).clamp(min=1)
-    truth = torch.zeros_like(delta).index_add_(0, index, batch["x"]) / counts[:, None]
-    control = torch.zeros_like(delta).index_add_(0, index, batch["x_control"]) / counts[:, None]
-    prediction = control + delta
+    target = condition_targets(batch, delta.shape[0])
     de = batch["de_index"]
     valid = de >= 0
-    squared = (prediction - truth).gather(1, de.clamp(min=0)).pow(2) * valid
+    squared = (delta - target).gather(1, de.clamp(min=0)).pow(2) * valid
     n_de = valid.sum(1)
     mse = squared.sum(1) / n_de.clamp(min=1)
     return torch.where(n_de > 0, mse, torch.full_like(mse, float("nan")))
@@ -36,11 +51,12 @@ class GEARSTrainingPlan(TrainingPlan):
     """Adam with weight decay, step learning-rate decay and validation every epoch.
 
     After every validation epoch the mean ``mse_de`` over the validation conditions is logged as
-    ``validation_mse_de``, and the best epoch's weights are kept in memory. With ``keep="best"``
-    they are restored when training ends, as GEARS selects its model; with ``keep="last"`` (the
-    default) the last epoch's weights are kept, because a validation set of a few conditions
-    ranks epochs by noise (see :meth:`~scgears.model.GEARS.train`). Gradient clipping is set on
-    the trainer by :meth:`~scgears.model.GEARS.train`.
+    ``validation_mse_de``, beside ``validation_mse_de_control``, the same metric for the
+    no-change prediction (the baseline divergence is judged against). Which epoch's weights the
+    model keeps is the job of :class:`~scgears.model.KeepEpoch`, a Lightning callback that
+    :meth:`~scgears.model.GEARS.train` adds. Gradient clipping is set on the trainer by
+    :meth:`~scgears.model.GEARS.train`. Batches are either cells or per-condition statistics;
+    the module's loss takes both, and the two steps below share one body.
 
     Parameters
     ----------
@@ -55,18 +71,9 @@ class GEARSTrainingPlan(TrainingPlan):
     lr_gamma
         Factor of each decay (GEARS: 0.5, which stops learning after a few epochs; scgears
         makes at least ``min_steps_per_epoch`` steps per epoch and decays by 0.9).
-    ema_decay
-        If set, an exponential moving average of the weights (and batch-norm statistics) is
-        updated after every optimiser step with this decay; validation scores the averaged
-        weights and ``keep`` chooses among them. ``None`` (default) scores the raw weights, as
-        GEARS does. In our Norman benchmark runs the average did not improve the test error
-        (it delays learning: the average of a fluctuating network starts near the mean-effect
-        baseline), so it is off by default.
-    keep
-        Which weights the model keeps when training ends: ``"last"``, those of the last epoch
-        (their moving average when ``ema_decay`` is set), or ``"best"``, those of the epoch with
-        the lowest ``validation_mse_de`` (GEARS' selection). Validation runs and is logged every
-        epoch either way, and ``best_epoch`` is recorded.
+    seed
+        Seeds torch's generator (dropout) before every step from ``(seed, epoch, step)``, so
+        that a run resumed from a checkpoint continues exactly as an uninterrupted one.
     """
 
     def __init__(
@@ -77,8 +84,7 @@ class GEARSTrainingPlan(TrainingPlan):
         weight_decay: float = 5e-4,
         lr_step_size: int = 1,
         lr_gamma: float = 0.9,
-        ema_decay: float | None = None,
-        keep: Literal["last", "best"] = "last",
+        seed: int = 0,
         **kwargs,
     ):
         super().__init__(
@@ -86,71 +92,45 @@ class GEARSTrainingPlan(TrainingPlan):
         )
         self.lr_step_size = lr_step_size
         self.lr_gamma = lr_gamma
-        self.best_mse_de = float("inf")
-        self.best_epoch: int | None = None
-        self._best_state: dict[str, torch.Tensor] | None = None
-        self._val_sum = torch.zeros(())
-        self._val_count = torch.zeros(())
-        if ema_decay is not None and not 0.0 <= ema_decay < 1.0:
-            raise ValueError(f"ema_decay must be in [0, 1) or None, got {ema_decay}.")
-        if keep not in ("last", "best"):
-            raise ValueError(f"keep must be 'last' or 'best', got {keep!r}.")
-        self.keep = keep
-        self.ema_decay = ema_decay
-        self._ema_state: dict[str, torch.Tensor] | None = None
-        self._raw_state: dict[str, torch.Tensor] | None = None
+        self.seed = seed
+        self._val_sums = torch.zeros(3)
 
-    def _log_extra(self, loss_output, mode: str, batch_size: int) -> None:
+    def _step(self, batch, mode: str):
+        """One body for training and validation: forward, loss, logging."""
+        inference_outputs, _, loss_output = self.forward(batch, loss_kwargs=self.loss_kwargs)
+        n_cells = int(loss_output.n_obs_minibatch)
+        self.log(
+            f"{'train' if mode == 'train' else 'validation'}_loss",
+            loss_output.loss.detach(),
+            on_step=False,
+            on_epoch=True,
+            prog_bar=mode == "train",
+            batch_size=n_cells,
+            sync_dist=self.use_sync_dist,
+        )
         for name, value in loss_output.extra_metrics.items():
             self.log(
                 f"{name}_{mode}",
                 value.detach(),
                 on_step=False,
                 on_epoch=True,
-                batch_size=batch_size,
+                batch_size=n_cells,
                 sync_dist=self.use_sync_dist,
             )
+        return inference_outputs, loss_output
 
     def training_step(self, batch, batch_idx):
-        _, _, loss_output = self.forward(batch, loss_kwargs=self.loss_kwargs)
-        n_cells = batch["x"].shape[0]
-        self.log(
-            "train_loss",
-            loss_output.loss.detach(),
-            on_step=False,
-            on_epoch=True,
-            prog_bar=True,
-            batch_size=n_cells,
-            sync_dist=self.use_sync_dist,
-        )
-        self._log_extra(loss_output, "train", n_cells)
+        _, loss_output = self._step(batch, "train")
         return loss_output.loss
 
-    def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
-        if self.ema_decay is None:
-            return
-        with torch.no_grad():
-            state = self.module.state_dict()
-            if self._ema_state is None:
-                self._ema_state = {k: v.detach().clone() for k, v in state.items()}
-                return
-            for key, value in state.items():
-                average = self._ema_state[key]
-                if average.is_floating_point():
-                    average.lerp_(value.detach(), 1.0 - self.ema_decay)
-                else:  # counters such as batch norm's num_batches_tracked
-                    average.copy_(value)
-
-    def _swap_in_average(self) -> None:
-        """Score the averaged weights; the raw ones are put back after validation."""
-        if self._ema_state is not None and self._raw_state is None:
-            self._raw_state = {k: v.detach().clone() for k, v in self.module.state_dict().items()}
-            self.module.load_state_dict(self._ema_state)
-
-    def _swap_out_average(self) -> None:
-        if self._raw_state is not None:
-            self.module.load_state_dict(self._raw_state)
-            self._raw_state = None
+    def validation_step(self, batch, batch_idx):
+        inference_outputs, _ = self._step(batch, "validation")
+        delta = inference_outputs["delta"].detach()
+        mse = condition_mse_de(batch, delta)
+        control = condition_mse_de(batch, torch.zeros_like(delta))
+        finite = torch.isfinite(mse) & torch.isfinite(control)
+        sums = torch.stack([mse[finite].sum(), control[finite].sum(), finite.sum().to(mse.dtype)])
+        self._val_sums = self._val_sums.to(sums.device) + sums
 
     def _update_center(self) -> None:
         """Recompute the residual model's centre for the current weights (no-op otherwise)."""
@@ -159,64 +139,30 @@ class GEARSTrainingPlan(TrainingPlan):
         if data is not None and getattr(self.module, "residual", False):
             self.module.update_center(torch.from_numpy(data.perturbed_nodes("train")))
 
-    def on_validation_epoch_start(self) -> None:
-        if not self.trainer.sanity_checking:
-            self._swap_in_average()
-        self._update_center()
-        self._val_sum = torch.zeros((), device=self.device)
-        self._val_count = torch.zeros((), device=self.device)
+    def on_train_batch_start(self, batch, batch_idx) -> None:
+        # dropout of each step follows (seed, epoch, step): a resumed run draws the same masks
+        key = [self.seed, int(self.current_epoch), int(batch_idx)]
+        torch.manual_seed(int(np.random.SeedSequence(key).generate_state(1)[0]))
 
-    def validation_step(self, batch, batch_idx):
-        inference_outputs, _, loss_output = self.forward(batch, loss_kwargs=self.loss_kwargs)
-        n_cells = batch["x"].shape[0]
-        self.log(
-            "validation_loss",
-            loss_output.loss.detach(),
-            on_step=False,
-            on_epoch=True,
-            batch_size=n_cells,
-            sync_dist=self.use_sync_dist,
-        )
-        self._log_extra(loss_output, "validation", n_cells)
-        mse = condition_mse_de(batch, inference_outputs["delta"])
-        finite = torch.isfinite(mse)
-        self._val_sum = self._val_sum + mse[finite].sum()
-        self._val_count = self._val_count + finite.sum()
+    def on_train_epoch_start(self) -> None:
+        epoch = int(self.current_epoch)
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if hasattr(datamodule, "set_epoch"):
+            # the batch plan follows the epoch number, so a resumed run continues the same plan
+            datamodule.set_epoch(epoch)
+
+    def on_validation_epoch_start(self) -> None:
+        self._update_center()
+        self._val_sums = torch.zeros(3, device=self.device)
 
     def on_validation_epoch_end(self) -> None:
-        total = self.trainer.strategy.reduce(self._val_sum, reduce_op="sum")
-        count = self.trainer.strategy.reduce(self._val_count, reduce_op="sum")
-        if count > 0:
-            mse_de = (total / count).detach()
-            self.log("validation_mse_de", mse_de, prog_bar=True)
-            if not self.trainer.sanity_checking and float(mse_de) < self.best_mse_de:
-                self.best_mse_de = float(mse_de)
-                self.best_epoch = int(self.current_epoch)
-                self._best_state = {
-                    k: v.detach().clone() for k, v in self.module.state_dict().items()
-                }
-        self._swap_out_average()
+        sums = self.trainer.strategy.reduce(self._val_sums, reduce_op="sum")
+        if sums[2] > 0:
+            self.log("validation_mse_de", (sums[0] / sums[2]).detach(), prog_bar=True)
+            self.log("validation_mse_de_control", (sums[1] / sums[2]).detach())
 
     def on_train_end(self) -> None:
-        if self.keep == "last" or self._best_state is None:
-            if self._ema_state is not None:
-                self.module.load_state_dict(self._ema_state)
-            self._update_center()
-            if self.best_epoch is not None:
-                logger.info(
-                    "Kept the last epoch's weights (best validation mse_de %.4g at epoch %d; "
-                    "keep='best' restores that epoch).",
-                    self.best_mse_de,
-                    self.best_epoch + 1,
-                )
-        else:
-            # the best state holds the centre computed for its weights
-            self.module.load_state_dict(self._best_state)
-            logger.info(
-                "Restored the weights of epoch %d (best validation mse_de %.4g).",
-                self.best_epoch + 1,
-                self.best_mse_de,
-            )
+        self._update_center()
 
     def configure_optimizers(self):
         params = [p for p in self.module.parameters() if p.requires_grad]

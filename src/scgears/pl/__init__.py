@@ -7,6 +7,7 @@ returned whenever the figure is not shown. matplotlib is imported on the first p
 from ._gi_map import gi_map
 from ._metrics import metrics
 from ._perturbation import perturbation
+from ._recommend import recommend
 from ._uncertainty import uncertainty
 
-__all__ = ["gi_map", "metrics", "perturbation", "uncertainty"]
+__all__ = ["gi_map", "metrics", "perturbation", "recommend", "uncertainty"]

@@ -25,6 +25,10 @@ METRIC_LABELS = {
     "frac_opposite_direction_top20_non_dropout": (
         "fraction of top-20 DE genes\nin the wrong direction"
     ),
+    "pds": "perturbation discrimination\n(0.5 = uninformative)",
+    "pearson_delta_pert": "Pearson r of change from\ntraining mean (all genes)",
+    "pearson_delta_pert_de": "Pearson r of change from\ntraining mean (top-20 DE genes)",
+    "centroid_accuracy": "centroid accuracy",
 }
 
 #: Subgroup shown when the table has no ``subgroup`` column or a condition has none.
@@ -67,11 +71,15 @@ def metrics(
         (``ax=None``) and ``save`` is not given; otherwise it is left open for the caller.
     save
         File path to save the figure to (format from the suffix), with ``bbox_inches="tight"``.
+        scanpy is deprecating its own ``save=`` (a file name under ``sc.settings.figdir``) in
+        favour of saving the returned figure; scgears' ``save`` is a plain path and stays, and
+        the equivalent is ``axes = sg.pl.metrics(table, show=False)`` then
+        ``axes["pearson_delta"].figure.savefig(path)``.
 
     Returns
     -------
-    The :class:`~matplotlib.axes.Axes` for one metric, a dict metric -> Axes for a list of metrics,
-    or ``None`` when the figure was shown.
+    Always a dict from metric name to its :class:`~matplotlib.axes.Axes` (one entry for a single
+    metric), whatever ``metric`` is; ``None`` when the figure was shown, as scanpy does.
 
     Examples
     --------
@@ -85,7 +93,9 @@ def metrics(
     ...         "pearson_delta": [0.8, 0.6, 0.5, 0.4],
     ...     }
     ... )
-    >>> ax = sg.pl.metrics(table, show=False)
+    >>> axes = sg.pl.metrics(table, show=False)
+    >>> list(axes)
+    ['pearson_delta']
     """
     import matplotlib.pyplot as plt
 
@@ -113,7 +123,8 @@ def metrics(
     axes[-1].legend(
         handles, labels, title="method", loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False
     )
-    result = axes[0] if isinstance(metric, str) else dict(zip(names, axes, strict=True))
+    # one return type whatever ``metric`` is (issue 9): callers index it by metric name
+    result = dict(zip(names, axes, strict=True))
     return finish(fig, result, created=created, show=show, save=save)
 
 

@@ -51,8 +51,10 @@ def perturbation(
     For each of the condition's top ``n_genes`` non-dropout DE genes (``top_non_dropout_genes``
     of :func:`~scgears.pp.rank_perturbation_genes`), a box shows the measured cells' change in
     expression (each cell minus the mean of the control cells, whiskers at 1.5 IQR, outliers not
-    drawn), a red dot the prediction's ``layers["delta"]`` (with a bar of one predicted standard
-    deviation when the prediction has ``layers["uncertainty"]``), and another marker each baseline.
+    drawn), a red dot the prediction's ``layers["delta"]`` (with an error bar of plus and minus
+    one predicted standard deviation when the prediction has ``layers["uncertainty"]``: the model's
+    own uncertainty per gene, not a spread of cells), and another marker each baseline. The
+    legend's title says what the boxes and the error bars are.
     Only the cells of the condition and of the control are read, so ``adata`` may be backed.
 
     Parameters
@@ -205,4 +207,19 @@ def _draw(ax, change: np.ndarray, series, genes: list[str]) -> None:
     ax.set_xticklabels(genes, rotation=90)
     ax.set_xlim(0.4, len(genes) + 0.6)
     ax.set_ylabel("change in expression over control")
-    ax.legend(handles=handles, loc="best", fontsize="small", frameon=False)
+    ax.legend(
+        handles=handles,
+        title=_legend_title(any(sd is not None for _, _, sd in series)),
+        loc="best",
+        fontsize="small",
+        title_fontsize="small",
+        frameon=False,
+    )
+
+
+def _legend_title(has_error_bars: bool) -> str:
+    """Say what the boxes and the error bars show, so the figure reads on its own."""
+    title = "boxes: measured cells' change\n(quartiles, whiskers 1.5 IQR)"
+    if has_error_bars:
+        title += "\nerror bars: prediction ± 1 s.d.\n(layers['uncertainty'])"
+    return title

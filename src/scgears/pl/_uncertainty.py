@@ -11,6 +11,7 @@ from anndata import AnnData
 from .._anndata import get_conditions
 from .._checks import preview
 from .._constants import CONDITION_KEY, CONTROL, DE_KEY
+from .._docs import doc_params
 from .._profiles import measured_profiles
 from ._utils import check_profiles, check_save, de_genes, finish, gene_columns, new_axes
 
@@ -20,6 +21,7 @@ logger = logging.getLogger(__name__)
 _MAX_ANNOTATED = 15
 
 
+@doc_params
 def uncertainty(
     adata: AnnData,
     predicted: AnnData,
@@ -52,17 +54,12 @@ def uncertainty(
         How many DE genes of each condition to average over.
     de_key
         Key of ``adata.uns`` written by :func:`~scgears.pp.rank_perturbation_genes`.
-    condition_key
-        Column of ``adata.obs`` written by :func:`~scgears.pp.register_perturbations`.
+    {doc_condition_key}
     layer
         Layer of ``adata`` to read instead of ``X``.
     ax
         Axes to draw on; by default a new figure is made.
-    show
-        Show the figure. ``None`` (default) shows it when this function made the figure
-        (``ax=None``) and ``save`` is not given; otherwise it is left open for the caller.
-    save
-        File path to save the figure to (format from the suffix), with ``bbox_inches="tight"``.
+    {doc_show_save}
 
     Returns
     -------

@@ -9,6 +9,7 @@ import scipy.sparse as sp
 from anndata import AnnData
 
 from .._anndata import get_conditions, get_split
+from .._checks import check_expression
 from .._conditions import n_genes as condition_size
 from .._constants import COEXPRESSION_KEY, CONDITION_KEY, SPLIT_KEY
 from .._copy import check_copy
@@ -47,7 +48,9 @@ def coexpression_graph(
     Parameters
     ----------
     adata
-        Annotated data with log-normalised expression and registered conditions.
+        Annotated data with log-normalised expression and registered conditions. NaN or infinite
+        values, duplicated ``var_names`` or an empty AnnData raise a :class:`ValueError`; values
+        that look like raw counts, or negative values, warn (see :doc:`/checks`).
     n_neighbors
         Neighbours kept per gene, besides itself.
     threshold
@@ -82,6 +85,7 @@ def coexpression_graph(
         raise ValueError(f"n_neighbors must be >= 0, got {n_neighbors}.")
     if not 0 <= threshold < 1:
         raise ValueError(f"threshold must be in [0, 1), got {threshold}.")
+    check_expression(adata, layer, function="coexpression_graph")
     conditions = get_conditions(adata, condition_key)
     sizes = np.array([condition_size(c) for c in conditions.categories])
     use = sizes[conditions.codes] <= 1

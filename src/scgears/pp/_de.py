@@ -9,6 +9,7 @@ import pandas as pd
 from anndata import AnnData
 
 from .._anndata import get_conditions
+from .._checks import check_expression
 from .._constants import CONDITION_KEY, CONTROL, DE_KEY
 from .._copy import check_copy
 from .._matrix import expression_matrix, group_stats
@@ -45,7 +46,9 @@ def rank_perturbation_genes(
     Parameters
     ----------
     adata
-        Annotated data with log-normalised expression and registered conditions.
+        Annotated data with log-normalised expression and registered conditions. NaN or infinite
+        values, duplicated ``var_names`` or an empty AnnData raise a :class:`ValueError`; values
+        that look like raw counts, or negative values, warn (see :doc:`/checks`).
     n_genes
         How many genes each list holds.
     layer
@@ -75,6 +78,7 @@ def rank_perturbation_genes(
     check_copy(adata, copy, "rank_perturbation_genes")
     if n_genes < 1:
         raise ValueError(f"n_genes must be at least 1, got {n_genes}.")
+    check_expression(adata, layer, function="rank_perturbation_genes")
     conditions = get_conditions(adata, condition_key)
     groups = pd.Index(conditions.categories)
     counts = pd.Series(conditions).value_counts()

@@ -209,7 +209,9 @@ def perturbation_graph(
             threshold=threshold if knowledge.weighted else None,
         )
     isolated = nodes[_n_partners(graph) == 0]
-    _warn_isolated(isolated, len(nodes), knowledge.description, perturbed.union(extra))
+    _warn_isolated(
+        isolated, len(nodes), knowledge.description, perturbed.union(extra), adata.var_names
+    )
 
     if copy:
         adata = adata.copy()
@@ -264,23 +266,31 @@ def _source_genes(knowledge: _Knowledge, all_genes: bool) -> list[str]:
 
 
 def _warn_isolated(
-    isolated: np.ndarray, n_nodes: int, description: str, important: set[str]
+    isolated: np.ndarray, n_nodes: int, description: str, important: set[str], measured: pd.Index
 ) -> None:
-    """Warn about genes without neighbours, naming the perturbed or requested ones first."""
+    """Warn when perturbed or requested genes have no neighbour; only log other isolated genes.
+
+    The graph carries perturbation embeddings, so an isolated gene matters for prediction only
+    when it is perturbed (or requested for prediction).
+    """
     if len(isolated) == 0:
         return
-    first = [g for g in isolated if g in important]
-    ordered = first + [g for g in isolated if g not in important]
-    shown = ", ".join(ordered[:_N_SHOWN]) + (", ..." if len(ordered) > _N_SHOWN else "")
+    hit = [g for g in isolated if g in important]
+    n_measured = int(np.isin(isolated, measured.astype(str)).sum())
+    summary = (
+        f"{len(hit)} of {len(important)} perturbed or requested genes and {n_measured} of "
+        f"{len(measured)} measured genes have no edge in {description} besides their self edge "
+        f"({len(isolated)} of {n_nodes} graph genes in all, listed in 'isolated')"
+    )
+    if not hit:
+        logger.info("%s. No perturbed gene is affected, so predictions are not.", summary)
+        return
+    shown = ", ".join(hit[:_N_SHOWN]) + (", ..." if len(hit) > _N_SHOWN else "")
     logger.warning(
-        "%d of %d genes (%d of them perturbed or requested) have no edge in %s besides their "
-        "self edge: %s. They stay in the graph (listed in 'isolated'); treat predictions for "
-        "their perturbations as low-confidence. If most genes are isolated, check that gene "
-        "names are symbols of the source's species.",
-        len(isolated),
-        n_nodes,
-        len(first),
-        description,
+        "%s: %s. Predictions for perturbations of these genes cannot draw on related genes; "
+        "treat them as low-confidence. If most genes are isolated, check that gene names are "
+        "symbols of the source's species.",
+        summary,
         shown,
     )
 

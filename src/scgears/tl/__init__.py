@@ -4,7 +4,9 @@ from ._baselines import baseline
 from ._combinations import predict_combinations
 from ._evaluate import evaluate, summarize
 from ._gi import GI_THRESHOLDS, genetic_interactions
+from ._measured import measured_profiles
 from ._precision import gi_precision
+from ._recommend import recommend
 
 __all__ = [
     "GI_THRESHOLDS",
@@ -12,6 +14,8 @@ __all__ = [
     "evaluate",
     "genetic_interactions",
     "gi_precision",
+    "measured_profiles",
     "predict_combinations",
+    "recommend",
     "summarize",
 ]

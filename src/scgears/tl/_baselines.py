@@ -1,23 +1,33 @@
-"""Baselines every model result is reported beside: no change, training mean, additive, linear."""
+"""Baselines every model result is reported beside, and the split-half ceiling of the data."""
 
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Sequence
 from typing import Literal
 
 import numpy as np
+import pandas as pd
 from anndata import AnnData
 
 from .._anndata import get_conditions, training_mask
+from .._checks import check_unique_var_names, preview
 from .._conditions import as_condition, condition_genes
 from .._constants import CONDITION_KEY, CONTROL, SPLIT_KEY
-from .._profiles import make_profiles, measured_profiles
+from .._matrix import expression_matrix, group_stats
+from .._profiles import (
+    HELD_OUT_CELLS,
+    HELD_OUT_LAYER,
+    add_split_info,
+    make_profiles,
+    measured_profiles,
+)
 
 logger = logging.getLogger(__name__)
 
-BaselineKind = Literal["control", "mean", "additive", "linear"]
-_KINDS = ("control", "mean", "additive", "linear")
+BaselineKind = Literal["control", "mean", "additive", "linear", "duplicate"]
+_KINDS = ("control", "mean", "additive", "linear", "duplicate")
 
 
 def baseline(
@@ -30,6 +40,7 @@ def baseline(
     split_key: str = SPLIT_KEY,
     n_components: int = 10,
     ridge: float = 0.1,
+    seed: int = 0,
 ) -> AnnData:
     """Predict conditions with a simple baseline fitted on the training conditions only.
 
@@ -62,13 +73,22 @@ def baseline(
         genes is predicted as ``m + b`` (a warning names them). The published code fits singles;
         scgears also fits training combinations, with summed embeddings as its double-perturbation
         script intends.
+    ``"duplicate"``
+        The ceiling set by the measurement itself (cell-eval's ``--ceiling``): each condition's
+        cells are split at random (with ``seed``) into two halves; the prediction is the mean of
+        one half (``n // 2`` cells), and ``layers["held_out_mean"]`` holds the mean of the other,
+        which :func:`~scgears.tl.evaluate` scores it against (``obs["n_cells_held_out"]`` cells).
+        A method that reached it would be as close to the truth as a repeat of the experiment
+        with half the cells. It uses the condition's own cells, test cells included: it is a
+        ceiling, not a method. A condition with fewer than 2 cells cannot be split: its
+        prediction is NaN, with a warning.
 
     Parameters
     ----------
     adata
         Cells with registered conditions (and usually a split).
     kind
-        ``"control"``, ``"mean"``, ``"additive"`` or ``"linear"``.
+        ``"control"``, ``"mean"``, ``"additive"``, ``"linear"`` or ``"duplicate"``.
     conditions
         Conditions to predict, labels or gene lists. Default: the split's test conditions, or
         every measured non-control condition without a split.
@@ -82,12 +102,14 @@ def baseline(
         Embedding dimension ``K`` of ``"linear"`` (reduced to the rank of the training matrix).
     ridge
         Ridge penalty ``lambda`` of ``"linear"``.
+    seed
+        Seed of the random halves of ``"duplicate"``.
 
     Returns
     -------
     A profile AnnData (one row per condition, ``X`` the predicted mean expression,
-    ``layers["delta"]``, ``var["control_mean"] = b``) with
-    ``uns["scgears_profile"]["source"] = "baseline:<kind>"``.
+    ``layers["delta"]``, ``var["control_mean"] = b``, ``obs["split"]`` and ``obs["subgroup"]``
+    of each condition) with ``uns["scgears_profile"]["source"] = "baseline:<kind>"``.
 
     Examples
     --------
@@ -105,10 +127,14 @@ def baseline(
         raise ValueError(f"n_components must be at least 1, got {n_components}.")
     if kind == "linear" and ridge < 0:
         raise ValueError(f"ridge must be non-negative, got {ridge}.")
+    check_unique_var_names(adata)
 
     labels = get_conditions(adata, condition_key)
     cells = training_mask(adata, split_key, include_val=True)
     wanted = _conditions(adata, conditions, labels, split_key)
+    if kind == "duplicate":
+        profiles = _duplicate(adata, wanted, labels, layer, condition_key, seed)
+        return add_split_info(profiles, adata.uns.get(split_key))
     trained = sorted(set(np.asarray(labels)[cells].astype(object)) - {CONTROL})
     if not trained:
         raise ValueError("No training perturbation: the baseline has nothing to fit.")
@@ -142,7 +168,58 @@ def baseline(
             means, control, list(train.obs_names), adata.var_names, wanted, n_components, ridge
         )
     logger.info("Baseline %r for %d conditions, fitted on %d.", kind, len(wanted), len(trained))
-    return make_profiles(wanted, adata.var_names, pred, control, source=f"baseline:{kind}")
+    profiles = make_profiles(wanted, adata.var_names, pred, control, source=f"baseline:{kind}")
+    return add_split_info(profiles, adata.uns.get(split_key))
+
+
+def _duplicate(adata, wanted, labels, layer, condition_key: str, seed: int) -> AnnData:
+    """The split-half ceiling (see :func:`baseline`): one pass, two groups per condition."""
+    if CONTROL in wanted:
+        raise ValueError(f"The control {CONTROL!r} is not a perturbation: leave it out.")
+    values = np.asarray(labels).astype(object)
+    rows = {c: np.flatnonzero(values == c) for c in wanted}
+    missing = [c for c, r in rows.items() if len(r) == 0]
+    if missing:
+        raise ValueError(
+            f"The duplicate baseline needs measured cells; conditions {preview(missing)} have "
+            f"none in obs[{condition_key!r}]: pass conditions= without them."
+        )
+    rng = np.random.default_rng(seed)
+    # groups: 0 = control (all its cells), 2i + 1 = predicting half, 2i + 2 = held-out half
+    codes = np.full(adata.n_obs, -1, dtype=np.int64)
+    codes[values == CONTROL] = 0
+    for i, c in enumerate(wanted):
+        shuffled = rng.permutation(rows[c])
+        half = len(shuffled) // 2
+        codes[shuffled[:half]] = 2 * i + 1
+        codes[shuffled[half:]] = 2 * i + 2
+    groups = pd.Index(["ctrl"] + [f"{c}#{h}" for c in wanted for h in ("a", "b")])
+    stats = group_stats(expression_matrix(adata, layer), codes, groups)
+    if stats.n_cells[0] == 0:
+        raise ValueError("No control cells: cannot compute the control mean.")
+    means = stats.means
+    pred = means[1::2].copy()
+    too_few = [c for i, c in enumerate(wanted) if stats.n_cells[2 * i + 1] == 0]
+    if too_few:
+        warnings.warn(
+            f"Conditions {preview(too_few)} have fewer than 2 cells and cannot be split in "
+            "halves: their duplicate prediction is NaN.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        pred[[wanted.index(c) for c in too_few]] = np.nan
+    profiles = make_profiles(
+        wanted,
+        adata.var_names,
+        pred,
+        means[0],
+        source="baseline:duplicate",
+        obs=pd.DataFrame({"n_cells": stats.n_cells[1::2], HELD_OUT_CELLS: stats.n_cells[2::2]}),
+    )
+    profiles.layers[HELD_OUT_LAYER] = means[2::2].astype(np.float32)
+    profiles.uns["scgears_profile"]["seed"] = int(seed)
+    logger.info("Duplicate (split-half) ceiling for %d conditions, seed %d.", len(wanted), seed)
+    return profiles
 
 
 def _conditions(adata, conditions, labels, split_key: str) -> list[str]:

@@ -1,18 +1,19 @@
-"""GEARS' evaluation metrics of predicted profiles against measured cells, per condition."""
+"""The evaluation table: every method's metrics per condition, and their means per subgroup."""
 
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 from anndata import AnnData
 
-from .._anndata import get_conditions
-from .._checks import get_de
-from .._conditions import as_condition
-from .._constants import (
+from ..._anndata import get_conditions, training_mask
+from ..._checks import check_unique_var_names, get_de, preview
+from ..._conditions import as_condition, condition_genes
+from ..._constants import (
     CONDITION_KEY,
     CONTROL,
     DE_KEY,
@@ -21,20 +22,18 @@ from .._constants import (
     SPLIT_KEY,
     SUBGROUPS,
 )
-from .._profiles import is_profiles, measured_profiles
+from ..._profiles import (
+    HELD_OUT_CELLS,
+    HELD_OUT_LAYER,
+    is_profiles,
+    measured_profiles,
+    split_labels,
+)
+from ._discrimination import centroid_accuracy, discrimination_score
+from ._metrics import METRICS, condition_metrics
 
 logger = logging.getLogger(__name__)
 
-#: The metric columns of :func:`evaluate`, in order.
-METRICS = (
-    "mse",
-    "pearson",
-    "mse_de",
-    "pearson_de",
-    "pearson_delta",
-    "pearson_delta_de",
-    "frac_opposite_direction_top20_non_dropout",
-)
 #: Order of the subgroups in tables: the split's test subgroups, then the other sets.
 SUBGROUP_ORDER = (
     *SUBGROUPS,
@@ -56,13 +55,16 @@ def evaluate(
     condition_key: str = CONDITION_KEY,
     split_key: str = SPLIT_KEY,
 ) -> pd.DataFrame:
-    """Score predicted profiles against the measured cells, with GEARS' metrics.
+    """Score predicted profiles against the measured cells: GEARS' metrics and discriminating ones.
 
     For each condition, the truth ``y`` is the mean expression of all its measured cells in
-    ``adata``, the prediction ``p`` the predicted mean expression (``X`` of the profile), and ``c``
-    the mean of all control cells of ``adata`` (GEARS' ``ctrl``, for every method alike, so no
-    method is scored against its own control estimate). The metrics, as GEARS'
-    ``compute_metrics``, ``deeper_analysis`` and ``non_dropout_analysis`` compute them:
+    ``adata`` (for a profile with ``layers["held_out_mean"]``, such as the split-half ceiling
+    ``sg.tl.baseline(adata, "duplicate")``, the mean of the held-out cells in that layer, so it
+    is never scored against the cells it was made from), the prediction ``p`` the predicted mean
+    expression (``X`` of the profile), and ``c`` the mean of all control cells of ``adata``
+    (GEARS' ``ctrl``, for every method alike, so no method is scored against its own control
+    estimate). GEARS' metrics, as its ``compute_metrics``, ``deeper_analysis`` and
+    ``non_dropout_analysis`` compute them:
 
     ``mse``
         Mean squared error of ``p`` and ``y`` over all genes.
@@ -83,12 +85,40 @@ def evaluate(
         whose predicted change has the opposite sign of the measured one
         (``|sign(p - c) - sign(y - c)| == 2``); a zero change on either side is not counted.
 
+    Metrics a prediction of the average perturbation cannot win (the training-mean baseline ties
+    GEARS on ``pearson_delta``, GEARS issue #82):
+
+    ``pds``
+        Perturbation discrimination (cell-eval's ``discrimination_score_l1``): the share of the
+        *other* measured conditions of the screen (every non-control condition with cells in
+        ``adata``, not only the evaluated ones) whose measured profile lies strictly farther
+        from ``p`` than the condition's own ``y``, in L1 distance over the genes, the
+        condition's own target genes left out; ties count as not farther. 1 is perfect, 0 the
+        worst; a constant prediction gets about 0.5 over a whole screen, more on conditions with
+        weak effects and less on strong ones, so compare methods within a subgroup. NaN when the
+        screen has no other measured condition.
+    ``pearson_delta_pert``, ``pearson_delta_pert_de``
+        Systema's Pearson delta (Vinas Torne et al. 2025): the Pearson correlation of ``p - m``
+        with ``y - m``, where ``m`` is the mean of the training perturbations' profiles
+        (unweighted, control excluded: the conditions of the split's ``train`` and ``val``
+        cells, or every measured perturbation without a split; the ``"mean"`` baseline's
+        prediction), over all genes and over the top-20 DE genes. It is 0 for the ``"mean"``
+        baseline by construction (a constant change).
+    ``centroid_accuracy``
+        1 if ``p`` is strictly closer (Euclidean, all genes) to its own ``y`` than to the ``y``
+        of every other evaluated condition, else 0; its mean over conditions is Systema's
+        centroid accuracy. It depends on which conditions are evaluated together: compare
+        methods scored on the same conditions. NaN when only one condition is evaluated.
+
     The paper's headline metrics are ``mse_de`` and ``pearson_delta``: the error on the genes
     the perturbation moves, and how well the direction and size of the change are predicted.
     ``pearson_de`` (absolute expression on DE genes) is **not** the paper's "Pearson delta" and is
     high even for the no-change baseline; report ``pearson_delta`` (or ``pearson_delta_de``).
-    A Pearson correlation that is undefined (a constant vector) is set to 0, as GEARS does. Always
-    report the baselines of :func:`~scgears.tl.baseline` beside a model.
+    A Pearson correlation of a constant vector is undefined and set to 0, as GEARS does (a change
+    within float32 rounding of zero counts as constant). A prediction holding NaN or infinite
+    values gets NaN in every metric, with a warning naming the method and conditions, so a
+    broken method never looks merely poor. Always report the baselines of
+    :func:`~scgears.tl.baseline` and the ``"duplicate"`` ceiling beside a model.
 
     Parameters
     ----------
@@ -118,8 +148,9 @@ def evaluate(
     -------
     A long DataFrame, one row per (method, condition): ``method``, ``condition``, ``subgroup``
     (the split's test subgroup such as ``combo_seen1``; ``"val"`` or ``"train"`` for conditions
-    of those sets; ``"all"`` without a split), ``n_genes`` (perturbed genes), ``n_cells``
-    (measured cells) and the metrics above. :func:`summarize` averages it per subgroup.
+    of those sets; ``"all"`` without a split), ``n_perturbed_genes``, ``n_cells`` (measured cells
+    the condition is scored against) and the metrics above. :func:`summarize` averages it per
+    subgroup.
 
     Examples
     --------
@@ -135,8 +166,9 @@ def evaluate(
     >>> list(summary.columns[:3])
     ['method', 'subgroup', 'n_conditions']
     """
+    check_unique_var_names(adata)
     methods = _as_methods(predicted)
-    de = _de_lists(adata, de_key)
+    de = get_de(adata, de_key)
     labels = _cell_conditions(adata, condition_key)
     split = adata.uns.get(split_key)
     wanted = _conditions_to_score(conditions, methods, split, split_key)
@@ -150,15 +182,22 @@ def evaluate(
         )
     var_names = adata.var_names
     for name, profile in methods.items():
+        check_unique_var_names(profile, name=f"predicted[{name!r}]")
         unknown = profile.var_names.difference(var_names)
         if len(unknown):
             raise ValueError(
                 f"Prediction {name!r} has genes not measured in adata: {list(unknown[:10])}."
             )
 
-    truth = measured_profiles(adata, wanted, layer=layer, condition_key=condition_key)
-    control_mean = np.asarray(truth.var["control_mean"], dtype=np.float64)
-    subgroup = _subgroups(wanted, split)
+    # one pass over the cells: every measured condition (pds candidates, the training mean)
+    measured = measured_profiles(adata, layer=layer, condition_key=condition_key)
+    candidates = [c for c in measured.obs_names if c != CONTROL]
+    row = {c: i for i, c in enumerate(measured.obs_names)}
+    profiles = np.asarray(measured.X, dtype=np.float64)
+    truth = profiles[[row[c] for c in wanted]]
+    control_mean = np.asarray(measured.var["control_mean"], dtype=np.float64)
+    train_mean = _training_mean(adata, profiles, row, labels, split_key)
+    subgroup = split_labels(wanted, split)[1]
     frames = []
     for name, profile in methods.items():
         genes = var_names.get_indexer(profile.var_names)
@@ -170,22 +209,78 @@ def evaluate(
                 len(var_names),
             )
         pred = np.asarray(profile[wanted].X, dtype=np.float64)
-        frame = _metrics(
+        own_truth, n_cells = _method_truth(profile, wanted, truth, measured, genes)
+        broken = ~np.isfinite(pred).all(axis=1)
+        if broken.any():
+            warnings.warn(
+                f"Prediction {name!r} holds NaN or infinite values for conditions "
+                f"{preview([c for c, b in zip(wanted, broken, strict=True) if b])}: their "
+                "metrics are NaN. Check the method that made it.",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+        frame = condition_metrics(
             pred,
-            np.asarray(truth.X, dtype=np.float64)[:, genes],
+            own_truth,
             control_mean[genes],
+            train_mean[genes],
             [_positions(de["top_genes"][c], profile.var_names) for c in wanted],
             [_positions(de["top_non_dropout_genes"][c], profile.var_names) for c in wanted],
         )
-        frame.insert(0, "n_cells", truth.obs["n_cells"].to_numpy())
-        frame.insert(0, N_PERTURBED, truth.obs[N_PERTURBED].to_numpy())
+        # candidates' profiles; the evaluated conditions' own truth is this method's truth
+        pool = profiles[[row[c] for c in candidates]][:, genes]
+        pool_row = {c: i for i, c in enumerate(candidates)}
+        own = np.array([pool_row[c] for c in wanted], dtype=np.int64)
+        pool[own] = own_truth
+        frame["pds"] = discrimination_score(
+            pred,
+            pool,
+            own,
+            [_positions(condition_genes(c), profile.var_names) for c in wanted],
+        )
+        frame["centroid_accuracy"] = centroid_accuracy(pred, own_truth)
+        frame = frame[list(METRICS)]
+        frame.loc[broken, :] = np.nan
+        frame.insert(0, "n_cells", n_cells)
+        frame.insert(0, N_PERTURBED, measured.obs[N_PERTURBED].to_numpy()[[row[c] for c in wanted]])
         frame.insert(0, "subgroup", subgroup)
         frame.insert(0, "condition", wanted)
         frame.insert(0, "method", name)
         frames.append(frame)
     table = pd.concat(frames, ignore_index=True)
-    logger.info("Evaluated %d methods on %d conditions.", len(methods), len(wanted))
+    logger.info(
+        "Evaluated %d methods on %d conditions (%d measured conditions for pds).",
+        len(methods),
+        len(wanted),
+        len(candidates),
+    )
     return table
+
+
+def _training_mean(adata, profiles, row, labels, split_key) -> np.ndarray:
+    """Mean profile of the training perturbations, as the ``"mean"`` baseline computes it."""
+    cells = training_mask(adata, split_key, include_val=True)
+    trained = sorted(set(labels[cells]) - {CONTROL})
+    if not trained:
+        raise ValueError(
+            "No training perturbation with measured cells: pearson_delta_pert needs the mean "
+            "of the training perturbations. Check the split (`sg.pp.split_perturbations`)."
+        )
+    return profiles[[row[c] for c in trained]].mean(axis=0)
+
+
+def _method_truth(profile, wanted, truth, measured, genes):
+    """What a method is scored against: all cells' mean, or its held-out cells' mean."""
+    if HELD_OUT_LAYER not in profile.layers:
+        n_cells = measured.obs["n_cells"].to_numpy()[measured.obs_names.get_indexer(wanted)]
+        return truth[:, genes], n_cells
+    subset = profile[wanted]
+    held_out = np.asarray(subset.layers[HELD_OUT_LAYER], dtype=np.float64)
+    if HELD_OUT_CELLS in subset.obs.columns:
+        n_cells = subset.obs[HELD_OUT_CELLS].to_numpy()
+    else:
+        n_cells = np.full(len(wanted), np.nan)
+    return held_out, n_cells
 
 
 def summarize(
@@ -193,11 +288,14 @@ def summarize(
     *,
     by: str | Sequence[str] = ("method", "subgroup"),
     metrics: Sequence[str] | None = None,
+    skipna: bool = False,
 ) -> pd.DataFrame:
     """Mean of each metric per method and subgroup, plus an ``"all"`` row per method.
 
     This is the table GEARS reports: unweighted means over the conditions of each split
     subgroup (``unseen_single``, ``combo_seen0/1/2``), and over all scored conditions.
+    A NaN metric of any condition (a broken prediction, see :func:`evaluate`) makes its group's
+    mean NaN by default, so a failure is never averaged away.
 
     Parameters
     ----------
@@ -207,10 +305,14 @@ def summarize(
         Columns to group by; the ``"all"`` rows are added when ``"subgroup"`` is one of them.
     metrics
         Metric columns to average (default: those of :func:`evaluate` present in ``table``).
+    skipna
+        Average over the conditions with a value only; a column ``n_nan`` then counts, per group,
+        the conditions with a NaN in any averaged metric.
 
     Returns
     -------
-    A DataFrame with the ``by`` columns, ``n_conditions`` and the mean of each metric.
+    A DataFrame with the ``by`` columns, ``n_conditions`` (and ``n_nan`` with ``skipna=True``)
+    and the mean of each metric.
 
     Examples
     --------
@@ -235,10 +337,16 @@ def summarize(
             raise KeyError(f"Metrics {absent} not in the table.")
     parts = [table]
     if "subgroup" in by:
-        parts.append(table.assign(subgroup="all"))
+        # rows already labelled "all" (no split) are counted once, in the "all" row
+        parts = [table[table["subgroup"] != "all"], table.assign(subgroup="all")]
     long = pd.concat(parts, ignore_index=True)
     grouped = long.groupby(by, sort=False, observed=True)
-    summary = grouped[metrics].mean()
+    summary = grouped[metrics].agg(lambda values: values.mean(skipna=skipna))
+    if skipna:
+        # what the means leave out is counted, so skipping hides nothing
+        is_nan = long[metrics].isna().any(axis=1)
+        n_nan = is_nan.groupby([long[c] for c in by], sort=False, observed=True).sum()
+        summary.insert(0, "n_nan", n_nan)
     summary.insert(0, "n_conditions", grouped.size())
     summary = summary.reset_index()
     # rows in order: each by-column by first appearance, subgroups in SUBGROUP_ORDER
@@ -284,12 +392,7 @@ def _as_methods(predicted) -> dict[str, AnnData]:
     return methods
 
 
-def _de_lists(adata: AnnData, de_key: str) -> Mapping:
-    return get_de(adata, de_key)
-
-
 def _cell_conditions(adata: AnnData, condition_key: str) -> pd.Series:
-
     return pd.Series(np.asarray(get_conditions(adata, condition_key)).astype(object))
 
 
@@ -340,55 +443,6 @@ def _check_predicted(wanted: list[str], methods: Mapping[str, AnnData]) -> None:
             )
 
 
-def _subgroups(wanted: list[str], split) -> list[str]:
-    if split is None:
-        return ["all"] * len(wanted)
-    label: dict[str, str] = {}
-    for name in ("train", "val"):
-        for c in split.get("conditions", {}).get(name, []):
-            label[as_condition(c)] = name
-    for group, members in split.get("subgroups", {}).items():
-        for c in members:
-            label[as_condition(c)] = str(group)
-    return [label.get(c, "test") for c in wanted]
-
-
 def _positions(genes, var_names: pd.Index) -> np.ndarray:
     idx = var_names.get_indexer(np.asarray(genes).astype(str))
     return idx[idx >= 0]
-
-
-# --------------------------------------------------------------------------------------------
-# Metrics
-
-
-def pearson(x: np.ndarray, y: np.ndarray) -> float:
-    """Pearson correlation; 0 when undefined (a constant vector), as GEARS sets NaN to 0."""
-    xc = x - x.mean()
-    yc = y - y.mean()
-    denominator = np.sqrt(np.dot(xc, xc) * np.dot(yc, yc))
-    if not denominator > 0:
-        return 0.0
-    return float(np.dot(xc, yc) / denominator)
-
-
-def _metrics(pred, truth, control, de_genes, non_dropout_genes) -> pd.DataFrame:
-    """One row of metrics per condition (rows of ``pred`` and ``truth``)."""
-    rows = []
-    for p, y, de, nd in zip(pred, truth, de_genes, non_dropout_genes, strict=True):
-        dp, dy = p - control, y - control
-        opposite = np.abs(np.sign(dp[nd]) - np.sign(dy[nd])) == 2
-        rows.append(
-            {
-                "mse": float(np.mean((p - y) ** 2)),
-                "pearson": pearson(p, y),
-                "mse_de": float(np.mean((p[de] - y[de]) ** 2)) if len(de) else np.nan,
-                "pearson_de": pearson(p[de], y[de]) if len(de) else np.nan,
-                "pearson_delta": pearson(dp, dy),
-                "pearson_delta_de": pearson(dp[de], dy[de]) if len(de) else np.nan,
-                "frac_opposite_direction_top20_non_dropout": (
-                    float(opposite.mean()) if len(nd) else np.nan
-                ),
-            }
-        )
-    return pd.DataFrame(rows, columns=list(METRICS))

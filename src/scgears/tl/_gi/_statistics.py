@@ -1,0 +1,290 @@
+"""Numerical kernels of the GI scores, batched over pairs: Theil-Sen, distance correlation."""
+
+from __future__ import annotations
+
+import logging
+from itertools import combinations
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+#: GEARS' Theil-Sen settings (``TheilSenRegressor(max_iter=1000)``; sklearn's default ``tol``).
+THEIL_SEN_MAX_ITER = 1000
+THEIL_SEN_TOL = 1.0e-3
+
+SCORE_COLUMNS = (
+    "c1",
+    "c2",
+    "mag",
+    "dcor",
+    "dcor_singles",
+    "dcor_first",
+    "dcor_second",
+    "corr_fit",
+    "dominance",
+    "eq_contr",
+)
+
+_EPS = np.finfo(np.float64).eps
+#: Upper bound on the number of float64 values held per array while scoring a batch of pairs.
+_BATCH_VALUES = 2_000_000
+
+
+def _informative_genes(delta, first, second, double, n_top: int) -> list[np.ndarray]:
+    """Per pair, the union of the top-``n_top`` |delta| genes of A, B and A+B (non-zero only)."""
+    conditions = np.unique(np.concatenate([first, second, double]))
+    n_top = min(n_top, delta.shape[1])
+    top = {}
+    for c in conditions:
+        magnitude = np.abs(delta[c])
+        order = np.argsort(-magnitude, kind="stable")[:n_top]
+        top[c] = order[magnitude[order] > 0]
+    return [
+        np.union1d(np.union1d(top[a], top[b]), top[ab])
+        for a, b, ab in zip(first, second, double, strict=True)
+    ]
+
+
+def _score_pairs(delta, first, second, double, gene_sets, max_subpopulation, random_state):
+    """Scores of every pair, batched over pairs that share the number of genes."""
+    n_pairs = len(gene_sets)
+    out = {name: np.full(n_pairs, np.nan) for name in SCORE_COLUMNS}
+    out["n_fit_genes"] = np.array([len(g) for g in gene_sets], dtype=np.int64)
+    sizes = out["n_fit_genes"]
+    rng = np.random.default_rng(random_state)
+    too_few = np.flatnonzero(sizes < 3)
+    if len(too_few):
+        logger.warning(
+            "%d pairs have fewer than 3 informative genes and get NaN scores (e.g. %s).",
+            len(too_few),
+            too_few[:3].tolist(),
+        )
+    for n in np.unique(sizes[sizes >= 3]):
+        members = np.flatnonzero(sizes == n)
+        combos = _gene_pairs(int(n), max_subpopulation, rng)
+        batch = max(1, _BATCH_VALUES // max(len(combos), 4 * int(n) * int(n)))
+        for start in range(0, len(members), batch):
+            idx = members[start : start + batch]
+            genes = np.stack([gene_sets[i] for i in idx])  # (P, n)
+            rows = np.arange(len(idx))[:, None]
+            d_a = delta[first[idx]][rows, genes]
+            d_b = delta[second[idx]][rows, genes]
+            d_ab = delta[double[idx]][rows, genes]
+            for name, values in _scores(d_a, d_b, d_ab, combos).items():
+                out[name][idx] = values
+    return out
+
+
+def _gene_pairs(n: int, max_subpopulation: int, rng: np.random.Generator) -> np.ndarray:
+    """All pairs of ``n`` genes, or ``max_subpopulation`` distinct ones at random."""
+    n_all = n * (n - 1) // 2
+    if n_all <= max_subpopulation:
+        return np.array(list(combinations(range(n), 2)), dtype=np.int64)
+    chosen = np.empty((0, 2), dtype=np.int64)
+    while len(chosen) < max_subpopulation:
+        draw = rng.integers(0, n, size=(2 * max_subpopulation, 2))
+        draw = np.sort(draw[draw[:, 0] != draw[:, 1]], axis=1)
+        chosen = np.unique(np.concatenate([chosen, draw]), axis=0)
+    keep = rng.choice(len(chosen), size=max_subpopulation, replace=False)
+    return chosen[np.sort(keep)]
+
+
+def _scores(d_a: np.ndarray, d_b: np.ndarray, d_ab: np.ndarray, combos: np.ndarray) -> dict:
+    """GEARS' get_coeffs for a batch of pairs; inputs are (pairs, genes)."""
+    c1, c2 = theil_sen(np.stack([d_a, d_b], axis=-1), d_ab, combos).T
+    fit = c1[:, None] * d_a + c2[:, None] * d_b
+    dcor = _distance_correlations(d_a, d_b, d_ab)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        dominance = np.abs(np.log10(c1 / c2))
+        eq_contr = np.minimum(dcor["first"], dcor["second"]) / np.maximum(
+            dcor["first"], dcor["second"]
+        )
+    return {
+        "c1": c1,
+        "c2": c2,
+        "mag": np.sqrt(c1**2 + c2**2),
+        "dcor": dcor["joint"],
+        "dcor_singles": dcor["singles"],
+        "dcor_first": dcor["first"],
+        "dcor_second": dcor["second"],
+        "corr_fit": _rowwise_pearson(fit, d_ab),
+        "dominance": dominance,
+        "eq_contr": eq_contr,
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Theil-Sen and distance correlation for many problems at once
+
+
+def theil_sen(
+    x: np.ndarray,
+    y: np.ndarray,
+    combos: np.ndarray | None = None,
+    *,
+    max_iter: int = THEIL_SEN_MAX_ITER,
+    tol: float = THEIL_SEN_TOL,
+) -> np.ndarray:
+    """Theil-Sen slopes without intercept on two features, for a batch of regressions.
+
+    ``x`` is (problems, samples, 2) and ``y`` (problems, samples); ``combos`` (pairs of samples,
+    2) defaults to all pairs of samples. Each problem's estimate is the spatial median of the
+    exact solutions on the pairs of samples, as sklearn's ``TheilSenRegressor(fit_intercept=False,
+    max_iter=max_iter, tol=tol)`` computes it when it uses all pairs. Returns (problems, 2).
+    """
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    if x.ndim != 3 or x.shape[2] != 2 or y.shape != x.shape[:2]:
+        raise ValueError(
+            f"x must be (problems, samples, 2) and y (problems, samples); got "
+            f"{x.shape} and {y.shape}."
+        )
+    if combos is None:
+        combos = np.array(list(combinations(range(x.shape[1]), 2)), dtype=np.int64)
+    first, second = _pair_solutions(x[..., 0], x[..., 1], y, combos)
+    return _spatial_median(first, second, max_iter=max_iter, tol=tol)
+
+
+def _pair_solutions(xa, xb, y, combos) -> tuple[np.ndarray, np.ndarray]:
+    """Least-squares solutions of the 2x2 system of every pair of samples, (problems, pairs) each.
+
+    A pair whose matrix is singular to machine precision gets the minimum-norm solution (what
+    LAPACK's ``gelss`` with ``rcond=-1`` returns in sklearn), an all-zero matrix gets zero.
+    """
+    i, j = combos[:, 0], combos[:, 1]
+    a1, a2, y_i = xa[:, i], xb[:, i], y[:, i]
+    b1, b2, y_j = xa[:, j], xb[:, j], y[:, j]
+    det = a1 * b2 - a2 * b1
+    frob = a1**2 + a2**2 + b1**2 + b2**2
+    # singular values s1 >= s2 with s1 * s2 = |det| and s1**2 <= frob: s2 / s1 below machine
+    # precision (gelss' rank cut-off) is |det| <= eps * s1**2, up to a factor 2 at the edge
+    singular = np.abs(det) <= _EPS * frob
+    any_singular = bool(singular.any())
+    if any_singular:
+        det[singular] = 1.0
+    c1 = (y_i * b2 - a2 * y_j) / det
+    c2 = (a1 * y_j - b1 * y_i) / det
+    if any_singular:
+        # rank one: the pseudo-inverse is M^T / ||M||_F^2; rank zero: the solution is 0
+        f = frob[singular]
+        scale = np.where(f > 0, 1.0 / np.where(f > 0, f, 1.0), 0.0)
+        c1[singular] = (a1[singular] * y_i[singular] + b1[singular] * y_j[singular]) * scale
+        c2[singular] = (a2[singular] * y_i[singular] + b2[singular] * y_j[singular]) * scale
+    return c1, c2
+
+
+def _spatial_median(px: np.ndarray, py: np.ndarray, *, max_iter: int, tol: float) -> np.ndarray:
+    """Spatial median of each problem's 2-d points (coordinates ``px``, ``py``: problems x n).
+
+    sklearn's modified Weiszfeld iteration: each problem starts at the mean of its points and
+    stops after its own first step shorter than ``tol``, so the result is what sklearn's
+    ``_spatial_median`` returns for that problem alone. Returns (problems, 2).
+    """
+    result = np.stack([px.mean(axis=1), py.mean(axis=1)], axis=1)
+    active = np.arange(px.shape[0])
+    median = result.copy()
+    tol_sq = tol**2
+    for _ in range(max_iter):
+        if len(active) == 0:
+            break
+        step = _weiszfeld_step(px, py, median)
+        done = np.sum((median - step) ** 2, axis=1) < tol_sq
+        result[active] = step
+        median = step
+        if done.any():
+            keep = ~done
+            active, px, py, median = active[keep], px[keep], py[keep], median[keep]
+    if len(active):
+        logger.warning(
+            "Theil-Sen spatial median did not converge in %d iterations for %d problems.",
+            max_iter,
+            len(active),
+        )
+    return result
+
+
+def _weiszfeld_step(px: np.ndarray, py: np.ndarray, median: np.ndarray) -> np.ndarray:
+    dx = px - median[:, :1]
+    dy = py - median[:, 1:]
+    norm = np.sqrt(dx * dx + dy * dy)
+    away = norm >= _EPS
+    if away.all():
+        inverse = 1.0 / norm
+        on_point = np.zeros(len(px))
+    else:  # the median sits on one of the points: sklearn leaves that point out
+        inverse = np.where(away, 1.0 / np.where(away, norm, 1.0), 0.0)
+        on_point = (~away).any(axis=1).astype(np.float64)
+    quotient = np.hypot(np.einsum("pn,pn->p", dx, inverse), np.einsum("pn,pn->p", dy, inverse))
+    total = inverse.sum(axis=1)
+    moving = quotient > _EPS
+    denominator = np.where(moving, total, 1.0)
+    direction = (
+        np.stack([np.einsum("pn,pn->p", px, inverse), np.einsum("pn,pn->p", py, inverse)], axis=1)
+        / denominator[:, None]
+    )
+    direction = np.where(moving[:, None], direction, 1.0)
+    ratio = on_point / np.where(moving, quotient, 1.0)
+    return (
+        np.maximum(0.0, 1.0 - ratio)[:, None] * direction + np.minimum(1.0, ratio)[:, None] * median
+    )
+
+
+def _distance_correlations(d_a: np.ndarray, d_b: np.ndarray, d_ab: np.ndarray) -> dict:
+    """The four distance correlations of get_coeffs for a batch of pairs (inputs: pairs x genes).
+
+    V-statistics, as the ``dcor`` package. With ``D`` the distance matrices, ``r`` their row sums
+    and ``R`` their totals, the double-centred product is
+    ``sum(D_x * D_y) - 2 / n * sum(r_x * r_y) + R_x * R_y / n**2``, so no centred matrix is formed;
+    the joint distance of ``[delta_A, delta_B]`` is ``hypot(D_A, D_B)``.
+    """
+    n = d_a.shape[1]
+    dist_a = np.abs(d_a[:, :, None] - d_a[:, None, :])
+    dist_b = np.abs(d_b[:, :, None] - d_b[:, None, :])
+    dist_ab = np.abs(d_ab[:, :, None] - d_ab[:, None, :])
+    joint = np.hypot(dist_a, dist_b)
+    rows = {
+        k: m.sum(axis=2) for k, m in (("a", dist_a), ("b", dist_b), ("ab", dist_ab), ("j", joint))
+    }
+
+    def dcov(x, rx, y, ry):
+        return (
+            np.einsum("pij,pij->p", x, y)
+            - 2.0 / n * np.einsum("pi,pi->p", rx, ry)
+            + rx.sum(axis=1) * ry.sum(axis=1) / n**2
+        )
+
+    var_a = dcov(dist_a, rows["a"], dist_a, rows["a"])
+    var_b = dcov(dist_b, rows["b"], dist_b, rows["b"])
+    var_ab = dcov(dist_ab, rows["ab"], dist_ab, rows["ab"])
+    # sum(joint**2) = sum(dist_a**2) + sum(dist_b**2): saves one pass over the joint matrix
+    var_j = (
+        np.einsum("pij,pij->p", dist_a, dist_a)
+        + np.einsum("pij,pij->p", dist_b, dist_b)
+        - 2.0 / n * np.einsum("pi,pi->p", rows["j"], rows["j"])
+        + rows["j"].sum(axis=1) ** 2 / n**2
+    )
+    return {
+        "joint": _dcor(dcov(joint, rows["j"], dist_ab, rows["ab"]), var_j, var_ab),
+        "singles": _dcor(dcov(dist_a, rows["a"], dist_b, rows["b"]), var_a, var_b),
+        "first": _dcor(dcov(dist_a, rows["a"], dist_ab, rows["ab"]), var_a, var_ab),
+        "second": _dcor(dcov(dist_b, rows["b"], dist_ab, rows["ab"]), var_b, var_ab),
+    }
+
+
+def _dcor(cov: np.ndarray, var_x: np.ndarray, var_y: np.ndarray) -> np.ndarray:
+    """Distance correlation from the double-centred sums; 0 when either variable is constant."""
+    denominator = np.sqrt(np.maximum(var_x, 0.0) * np.maximum(var_y, 0.0))
+    positive = denominator > 0
+    ratio = np.where(positive, cov / np.where(positive, denominator, 1.0), 0.0)
+    return np.sqrt(np.clip(ratio, 0.0, None))
+
+
+def _rowwise_pearson(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Pearson correlation of matching rows; NaN where a row is constant (as numpy's corrcoef)."""
+    xc = x - x.mean(axis=1, keepdims=True)
+    yc = y - y.mean(axis=1, keepdims=True)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.einsum("pn,pn->p", xc, yc) / np.sqrt(
+            np.einsum("pn,pn->p", xc, xc) * np.einsum("pn,pn->p", yc, yc)
+        )
