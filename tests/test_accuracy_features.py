@@ -233,3 +233,25 @@ def test_go_embedding_places_genes_sharing_terms_together():
     assert sources[targets == "HBA1"][0] == "HBB"
     assert sources[targets == "RPL3"][0] == "RPL4"
     assert (weights > 0.1).all()
+
+
+def test_prediction_shrinks_the_learned_correction_towards_the_prior(trained, screen):
+    module = trained.module
+    module.eval()
+    nodes = torch.from_numpy(trained.graphs.encode(_test(screen)))
+    with torch.inference_mode():
+        prior = module.prior(nodes, module._measured(nodes))
+        half = module.inference(nodes)["delta"] - prior
+        module.correction_scale = 1.0
+        try:
+            full = module.inference(nodes)["delta"] - prior
+        finally:
+            module.correction_scale = 0.5
+    assert float(full.abs().max()) > 0
+    np.testing.assert_allclose(half.numpy(), 0.5 * full.numpy(), atol=1e-6)
+    with pytest.raises(ValueError, match="correction_scale must be in"):
+        type(module)(4, 3, _empty_edges(), _empty_edges(), correction_scale=2.0)
+
+
+def _empty_edges():
+    return torch.zeros((2, 0), dtype=torch.long), torch.zeros(0)
