@@ -421,3 +421,16 @@ def test_real_norman_cells(norman):
     assert triple.shape == (1, norman.n_vars)
     assert np.isfinite(triple.layers["delta"]).all()
     assert triple.obs["n_perturbed_genes"].tolist() == [3]
+
+
+def test_predict_cells_for_cell_level_evaluators(trained):
+    labels = [c for c in trained.adata.uns["scgears_split"]["conditions"]["test"]][:2]
+    cells = trained.predict(labels, n_cells=7, seed=3)
+    again = trained.predict(labels, n_cells=7, seed=3)
+    counts = cells.obs["perturbation"].value_counts()
+    assert all(counts[label] == 7 for label in labels)
+    assert "control" in counts.index
+    assert cells.X.min() >= 0
+    np.testing.assert_array_equal(cells.X.toarray(), again.X.toarray())
+    profile = trained.predict(labels)
+    assert profile.n_obs == len(labels)  # without n_cells: one profile per condition

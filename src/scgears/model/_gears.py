@@ -327,7 +327,12 @@ class GEARS(TrainMixin, ModelIOMixin, UnsupervisedTrainingMixin, BaseModelClass)
         return delta, (np.concatenate(logvars) if logvars else None)
 
     def predict(
-        self, perturbations: Sequence[str | Sequence[str]] | str, *, batch_size: int = 512
+        self,
+        perturbations: Sequence[str | Sequence[str]] | str,
+        *,
+        batch_size: int = 512,
+        n_cells: int | None = None,
+        seed: int = 0,
     ) -> AnnData:
         """Predict the mean expression profile of each perturbation, with any number of genes.
 
@@ -339,6 +344,12 @@ class GEARS(TrainMixin, ModelIOMixin, UnsupervisedTrainingMixin, BaseModelClass)
             once.
         batch_size
             Conditions per forward pass.
+        n_cells
+            If given, return predicted *cells* instead of profiles: ``n_cells`` cells per
+            condition plus control cells, drawn by :func:`~scgears.tl.sample_cells` from a noise
+            model fitted on the training cells, ready for cell-eval, pertpy and scanpy's DE.
+        seed
+            Seed of the sampled cells (with ``n_cells``).
 
         Returns
         -------
@@ -388,7 +399,29 @@ class GEARS(TrainMixin, ModelIOMixin, UnsupervisedTrainingMixin, BaseModelClass)
         if self.adata is not None:
             split_key = self.adata_manager.registry["setup_args"]["split_key"]
             split_info = self.adata.uns.get(split_key)
-        return add_split_info(profiles, split_info)
+        profiles = add_split_info(profiles, split_info)
+        if n_cells is None:
+            return profiles
+        return self._sample_cells(profiles, n_cells, seed)
+
+    def _sample_cells(self, profiles: AnnData, n_cells: int, seed: int) -> AnnData:
+        from ..tl._cells import sample_cells
+
+        if self.adata is None:
+            raise ValueError(
+                "Predicted cells need the training cells' noise model: load the model with "
+                "GEARS.load(path, adata=adata), then predict with n_cells=."
+            )
+        args = self.adata_manager.registry["setup_args"]
+        return sample_cells(
+            self.adata,
+            profiles,
+            n_cells=n_cells,
+            seed=seed,
+            layer=args["layer"],
+            condition_key=args["condition_key"],
+            split_key=args["split_key"],
+        )
 
     def _valid_profiles(self, mean: np.ndarray) -> np.ndarray:
         """Valid log-expression: negative values clipped to 0, silent genes exactly 0."""
