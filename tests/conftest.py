@@ -43,3 +43,22 @@ def _norman_cached() -> ad.AnnData:
 def norman(_norman_cached) -> ad.AnnData:
     """The real Norman 2019 subset: 3,375 cells x 500 genes, labels in ``obs['condition']``."""
     return _norman_cached.copy()
+
+
+def _prepared_screen(*, seed, split_seed=1, all_genes=True, graph_genes=None, **size):
+    """A simulated screen through every ``sg.pp`` step, ready for ``GEARS.setup_anndata``."""
+    import scgears as sg
+
+    adata = sg.datasets.simulate_screen(seed=seed, **size)
+    sg.pp.register_perturbations(adata, "perturbation_name")
+    sg.pp.rank_perturbation_genes(adata)
+    sg.pp.split_perturbations(adata, kind="simulation", seed=split_seed)
+    sg.pp.coexpression_graph(adata)
+    sg.pp.perturbation_graph(adata, genes=graph_genes, all_genes=all_genes)
+    return adata
+
+
+@pytest.fixture(scope="session")
+def prepared_screen():
+    """The pp pipeline on a simulated screen: ``prepared_screen(seed=1, n_genes=100, ...)``."""
+    return _prepared_screen

@@ -329,16 +329,15 @@ GEARS = sg.model.GEARS
 
 
 @pytest.fixture(scope="module")
-def model_adata():
-    adata = sg.datasets.simulate_screen(
-        n_genes=80, n_perturbed_genes=8, n_doubles=8, n_cells_per_condition=12, seed=7
+def model_adata(prepared_screen):
+    return prepared_screen(
+        n_genes=80,
+        n_perturbed_genes=8,
+        n_doubles=8,
+        n_cells_per_condition=12,
+        seed=7,
+        all_genes=False,
     )
-    sg.pp.register_perturbations(adata, "perturbation_name")
-    sg.pp.rank_perturbation_genes(adata)
-    sg.pp.split_perturbations(adata, kind="simulation", seed=1)
-    sg.pp.coexpression_graph(adata)
-    sg.pp.perturbation_graph(adata, all_genes=False)
-    return adata
 
 
 def _model(model_adata, **kwargs):

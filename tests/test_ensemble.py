@@ -5,20 +5,19 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import scgears as sg
 from scgears.model import GEARS, GEARSEnsemble
 
 
 @pytest.fixture(scope="module")
-def screen():
-    adata = sg.datasets.simulate_screen(
-        n_genes=80, n_perturbed_genes=10, n_doubles=10, n_cells_per_condition=15, seed=4
+def screen(prepared_screen):
+    adata = prepared_screen(
+        n_genes=80,
+        n_perturbed_genes=10,
+        n_doubles=10,
+        n_cells_per_condition=15,
+        seed=4,
+        all_genes=False,
     )
-    sg.pp.register_perturbations(adata, "perturbation_name")
-    sg.pp.rank_perturbation_genes(adata)
-    sg.pp.split_perturbations(adata, kind="simulation", seed=1)
-    sg.pp.coexpression_graph(adata)
-    sg.pp.perturbation_graph(adata, all_genes=False)
     GEARS.setup_anndata(adata)
     return adata
 

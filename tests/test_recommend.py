@@ -15,15 +15,10 @@ matplotlib.use("Agg")
 
 
 @pytest.fixture(scope="module")
-def model():
-    adata = sg.datasets.simulate_screen(
+def model(prepared_screen):
+    adata = prepared_screen(
         n_genes=150, n_perturbed_genes=10, n_doubles=10, n_cells_per_condition=20, seed=5
     )
-    sg.pp.register_perturbations(adata, "perturbation_name")
-    sg.pp.rank_perturbation_genes(adata)
-    sg.pp.split_perturbations(adata, kind="simulation", seed=1)
-    sg.pp.coexpression_graph(adata)
-    sg.pp.perturbation_graph(adata)
     sg.model.GEARS.setup_anndata(adata)
     torch.manual_seed(0)
     trained = sg.model.GEARS(adata, n_hidden=16)

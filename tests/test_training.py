@@ -13,16 +13,10 @@ GEARS = sg.model.GEARS
 
 
 @pytest.fixture(scope="module")
-def screen():
-    adata = sg.datasets.simulate_screen(
+def screen(prepared_screen):
+    return prepared_screen(
         n_genes=120, n_perturbed_genes=10, n_doubles=10, n_cells_per_condition=20, seed=4
     )
-    sg.pp.register_perturbations(adata, "perturbation_name")
-    sg.pp.rank_perturbation_genes(adata)
-    sg.pp.split_perturbations(adata, kind="simulation", seed=1)
-    sg.pp.coexpression_graph(adata)
-    sg.pp.perturbation_graph(adata)
-    return adata
 
 
 def _model(screen, **kwargs):
