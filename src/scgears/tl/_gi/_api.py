@@ -266,6 +266,7 @@ def genetic_interactions(
         layer=layer,
         condition_key=condition_key,
         max_subpopulation=max_subpopulation,
+        start=np.stack([scores["c1"], scores["c2"]], axis=1),
         progress_bar=progress_bar,
     )
     subtype, confidence, summary = call_pairs(scores, observed, null)
@@ -345,6 +346,7 @@ def _replicates(
     layer,
     condition_key,
     max_subpopulation,
+    start,
     progress_bar,
 ):
     """Replicate scores (observed, null) from the cells or the prediction's uncertainty."""
@@ -383,6 +385,7 @@ def _replicates(
         sets,
         max_subpopulation=max_subpopulation,
         random_state=seed,
+        start=start,
         progress_bar=progress_bar,
     )
     if not observed:

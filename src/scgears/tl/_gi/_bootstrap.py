@@ -113,11 +113,16 @@ def replicate_scores(
     *,
     max_subpopulation: int,
     random_state: int,
+    start: np.ndarray | None = None,
     progress_bar: bool = False,
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Scores of every pair on every replicate, observed and under the additive null.
 
-    ``pairs`` holds ``(A, B, A+B)`` labels and ``gene_sets`` var indices (all in ``reps.genes``).
+    ``pairs`` holds ``(A, B, A+B)`` labels and ``gene_sets`` var indices (all in ``reps.genes``);
+    ``start`` (pairs, 2), the pairs' point estimates of ``c1, c2``, is where the observed
+    replicates' Theil-Sen iteration starts (the null's starts at the additive ``(1, 1)``): a
+    replicate is a small perturbation of its pair, so it converges in a few steps. The null is
+    scored only on what the calls read of it (``c1``, ``c2``, ``fit_residual``).
     Returns two dicts of (pairs, B) arrays (NaN for pairs with fewer than 3 genes).
     """
     from tqdm.auto import tqdm
@@ -136,9 +141,9 @@ def replicate_scores(
                 int(n), max_subpopulation, np.random.default_rng([random_state, n])
             )
             per_problem = max(len(combos), 4 * int(n) * int(n))
-            batch = max(1, _BATCH_VALUES // (per_problem * 2 * n_boot))
-            for start in range(0, len(members), batch):
-                idx = members[start : start + batch]
+            batch = max(1, _BATCH_VALUES // (per_problem * n_boot))
+            for offset in range(0, len(members), batch):
+                idx = members[offset : offset + batch]
                 d_a, d_b, d_ab, d_null = [], [], [], []
                 for i in idx:
                     a, b, ab = pairs[i]
@@ -152,17 +157,23 @@ def replicate_scores(
                     d_null.append(additive + noise)
                 d_a = np.concatenate(d_a)
                 d_b = np.concatenate(d_b)
-                scores = _scores(
-                    np.concatenate([d_a, d_a]),
-                    np.concatenate([d_b, d_b]),
-                    np.concatenate([np.concatenate(d_ab), np.concatenate(d_null)]),
-                    combos,
-                )
-                half = len(idx) * n_boot
-                for name, values in scores.items():
-                    for target, part in ((observed, values[:half]), (null, values[half:])):
+                first = None if start is None else np.repeat(start[idx], n_boot, axis=0)
+                additive = np.ones((len(d_a), 2))
+                for target, d_y, origin, only in (
+                    (observed, d_ab, first, False),
+                    (null, d_null, additive, True),
+                ):
+                    scores = _scores(
+                        d_a,
+                        d_b,
+                        np.concatenate(d_y),
+                        combos,
+                        start=origin,
+                        coefficients_only=only,
+                    )
+                    for name, values in scores.items():
                         if name not in target:
                             target[name] = np.full((n_pairs, n_boot), np.nan)
-                        target[name][idx] = part.reshape(len(idx), n_boot)
+                        target[name][idx] = values.reshape(len(idx), n_boot)
                 bar.update(len(idx))
     return observed, null

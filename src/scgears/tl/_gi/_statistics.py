@@ -104,20 +104,28 @@ def _gene_pairs(n: int, max_subpopulation: int, rng: np.random.Generator) -> np.
     return chosen[np.sort(keep)]
 
 
-def _scores(d_a: np.ndarray, d_b: np.ndarray, d_ab: np.ndarray, combos: np.ndarray) -> dict:
-    """GEARS' get_coeffs for a batch of pairs; inputs are (pairs, genes)."""
-    c1, c2 = theil_sen(np.stack([d_a, d_b], axis=-1), d_ab, combos).T
+def _scores(
+    d_a: np.ndarray,
+    d_b: np.ndarray,
+    d_ab: np.ndarray,
+    combos: np.ndarray,
+    *,
+    start: np.ndarray | None = None,
+    coefficients_only: bool = False,
+) -> dict:
+    """GEARS' get_coeffs for a batch of pairs; inputs are (pairs, genes).
+
+    ``start`` (pairs, 2) starts Theil-Sen's spatial median there (see :func:`theil_sen`);
+    ``coefficients_only`` returns only ``c1``, ``c2`` and ``fit_residual`` (what the additive null
+    is read for), skipping the distance correlations.
+    """
+    c1, c2 = theil_sen(np.stack([d_a, d_b], axis=-1), d_ab, combos, start=start).T
+    if coefficients_only:
+        return {"c1": c1, "c2": c2, "fit_residual": _fit_residual(d_a, d_b, d_ab)}
     fit = c1[:, None] * d_a + c2[:, None] * d_b
     dcor = _distance_correlations(d_a, d_b, d_ab)
-    additive = d_a + d_b
+    residual = _fit_residual(d_a, d_b, d_ab)
     with np.errstate(divide="ignore", invalid="ignore"):
-        # what no combination of the singles explains: the least-squares residual (Theil-Sen
-        # may fit part of the genes and leave the rest), in units of the size of the additive
-        # expectation or of the fit, whichever is larger: noise stays small against a weak
-        # double, and a strong double's distortions are measured against its own size
-        residual = _least_squares_residual(d_a, d_b, d_ab) / np.maximum(
-            np.einsum("pn,pn->p", additive, additive), np.einsum("pn,pn->p", d_ab, d_ab)
-        )
         dominance = np.abs(np.log10(c1 / c2))
         eq_contr = np.minimum(dcor["first"], dcor["second"]) / np.maximum(
             dcor["first"], dcor["second"]
@@ -143,6 +151,19 @@ def _scores(d_a: np.ndarray, d_b: np.ndarray, d_ab: np.ndarray, combos: np.ndarr
     }
 
 
+def _fit_residual(d_a: np.ndarray, d_b: np.ndarray, d_ab: np.ndarray) -> np.ndarray:
+    """What no combination of the singles explains (see ``fit_residual``)."""
+    additive = d_a + d_b
+    with np.errstate(divide="ignore", invalid="ignore"):
+        # the least-squares residual (Theil-Sen may fit part of the genes and leave the rest), in
+        # units of the size of the additive expectation or of the fit, whichever is larger: noise
+        # stays small against a weak double, and a strong double's distortions are measured
+        # against its own size
+        return _least_squares_residual(d_a, d_b, d_ab) / np.maximum(
+            np.einsum("pn,pn->p", additive, additive), np.einsum("pn,pn->p", d_ab, d_ab)
+        )
+
+
 # --------------------------------------------------------------------------------------------
 # Theil-Sen and distance correlation for many problems at once
 
@@ -154,13 +175,16 @@ def theil_sen(
     *,
     max_iter: int = THEIL_SEN_MAX_ITER,
     tol: float = THEIL_SEN_TOL,
+    start: np.ndarray | None = None,
 ) -> np.ndarray:
     """Theil-Sen slopes without intercept on two features, for a batch of regressions.
 
     ``x`` is (problems, samples, 2) and ``y`` (problems, samples); ``combos`` (pairs of samples,
     2) defaults to all pairs of samples. Each problem's estimate is the spatial median of the
     exact solutions on the pairs of samples, as sklearn's ``TheilSenRegressor(fit_intercept=False,
-    max_iter=max_iter, tol=tol)`` computes it when it uses all pairs. Returns (problems, 2).
+    max_iter=max_iter, tol=tol)`` computes it when it uses all pairs. ``start`` (problems, 2)
+    replaces sklearn's start (the mean of the solutions): a replicate started at its pair's point
+    estimate converges to the same median (within ``tol``) in a few steps. Returns (problems, 2).
     """
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
@@ -172,7 +196,7 @@ def theil_sen(
     if combos is None:
         combos = np.array(list(combinations(range(x.shape[1]), 2)), dtype=np.int64)
     first, second = _pair_solutions(x[..., 0], x[..., 1], y, combos)
-    return _spatial_median(first, second, max_iter=max_iter, tol=tol)
+    return _spatial_median(first, second, max_iter=max_iter, tol=tol, start=start)
 
 
 def _pair_solutions(xa, xb, y, combos) -> tuple[np.ndarray, np.ndarray]:
@@ -203,14 +227,19 @@ def _pair_solutions(xa, xb, y, combos) -> tuple[np.ndarray, np.ndarray]:
     return c1, c2
 
 
-def _spatial_median(px: np.ndarray, py: np.ndarray, *, max_iter: int, tol: float) -> np.ndarray:
+def _spatial_median(
+    px: np.ndarray, py: np.ndarray, *, max_iter: int, tol: float, start: np.ndarray | None = None
+) -> np.ndarray:
     """Spatial median of each problem's 2-d points (coordinates ``px``, ``py``: problems x n).
 
     sklearn's modified Weiszfeld iteration: each problem starts at the mean of its points and
     stops after its own first step shorter than ``tol``, so the result is what sklearn's
     ``_spatial_median`` returns for that problem alone. Returns (problems, 2).
     """
-    result = np.stack([px.mean(axis=1), py.mean(axis=1)], axis=1)
+    if start is None:
+        result = np.stack([px.mean(axis=1), py.mean(axis=1)], axis=1)
+    else:
+        result = np.array(start, dtype=np.float64, copy=True)
     active = np.arange(px.shape[0])
     median = result.copy()
     tol_sq = tol**2
