@@ -181,8 +181,12 @@ def call_pairs(
                 shift = feat[name] - np.nanmedian(boot[name], axis=1)
             boot[name] = boot[name] + shift[:, None]
         replicate_codes = decide(boot, ref)
-        valid = codes >= 0
-        confidence[valid] = (replicate_codes[valid] == codes[valid, None]).mean(axis=1)
+        # replicates a pair did not score (NaN c1: stopped early, see _sequential_scores) are
+        # not votes
+        scored = np.isfinite(np.asarray(observed["c1"], dtype=np.float64))
+        agree = ((replicate_codes == codes[:, None]) & scored).sum(axis=1)
+        valid = (codes >= 0) & (scored.sum(axis=1) > 0)
+        confidence[valid] = agree[valid] / scored[valid].sum(axis=1)
     subtype = pd.Categorical.from_codes(codes, categories=list(SUBTYPES))
     z_scale = _z(feat["scale"] - 1.0, ref.scale_sd)
     summary = {

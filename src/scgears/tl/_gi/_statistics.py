@@ -112,14 +112,19 @@ def _scores(
     *,
     start: np.ndarray | None = None,
     coefficients_only: bool = False,
+    coefficients: np.ndarray | None = None,
 ) -> dict:
     """GEARS' get_coeffs for a batch of pairs; inputs are (pairs, genes).
 
     ``start`` (pairs, 2) starts Theil-Sen's spatial median there (see :func:`theil_sen`);
     ``coefficients_only`` returns only ``c1``, ``c2`` and ``fit_residual`` (what the additive null
-    is read for), skipping the distance correlations.
+    is read for), skipping the distance correlations; ``coefficients`` (pairs, 2), the fit when
+    it is already known.
     """
-    c1, c2 = theil_sen(np.stack([d_a, d_b], axis=-1), d_ab, combos, start=start).T
+    if coefficients is None:
+        c1, c2 = theil_sen(np.stack([d_a, d_b], axis=-1), d_ab, combos, start=start).T
+    else:
+        c1, c2 = coefficients.T
     if coefficients_only:
         return {"c1": c1, "c2": c2, "fit_residual": _fit_residual(d_a, d_b, d_ab)}
     fit = c1[:, None] * d_a + c2[:, None] * d_b
@@ -205,26 +210,55 @@ def _pair_solutions(xa, xb, y, combos) -> tuple[np.ndarray, np.ndarray]:
     A pair whose matrix is singular to machine precision gets the minimum-norm solution (what
     LAPACK's ``gelss`` with ``rcond=-1`` returns in sklearn), an all-zero matrix gets zero.
     """
+    return _solve_pairs(_pair_systems(xa, xb, combos), y, combos)
+
+
+def _pair_systems(xa, xb, combos) -> tuple:
+    """What the pairs' 2x2 systems share whatever ``y`` is (so two targets solve once)."""
     i, j = combos[:, 0], combos[:, 1]
-    a1, a2, y_i = xa[:, i], xb[:, i], y[:, i]
-    b1, b2, y_j = xa[:, j], xb[:, j], y[:, j]
+    a1, a2 = xa[:, i], xb[:, i]
+    b1, b2 = xa[:, j], xb[:, j]
     det = a1 * b2 - a2 * b1
     frob = a1**2 + a2**2 + b1**2 + b2**2
     # singular values s1 >= s2 with s1 * s2 = |det| and s1**2 <= frob: s2 / s1 below machine
     # precision (gelss' rank cut-off) is |det| <= eps * s1**2, up to a factor 2 at the edge
     singular = np.abs(det) <= _EPS * frob
-    any_singular = bool(singular.any())
-    if any_singular:
+    if singular.any():
         det[singular] = 1.0
+        f = frob[singular]
+        # rank one: the pseudo-inverse is M^T / ||M||_F^2; rank zero: the solution is 0
+        pinv = np.where(f > 0, 1.0 / np.where(f > 0, f, 1.0), 0.0)
+    else:
+        singular, pinv = None, None
+    return a1, a2, b1, b2, det, singular, pinv
+
+
+def _solve_pairs(system, y, combos) -> tuple[np.ndarray, np.ndarray]:
+    a1, a2, b1, b2, det, singular, pinv = system
+    y_i, y_j = y[:, combos[:, 0]], y[:, combos[:, 1]]
     c1 = (y_i * b2 - a2 * y_j) / det
     c2 = (a1 * y_j - b1 * y_i) / det
-    if any_singular:
-        # rank one: the pseudo-inverse is M^T / ||M||_F^2; rank zero: the solution is 0
-        f = frob[singular]
-        scale = np.where(f > 0, 1.0 / np.where(f > 0, f, 1.0), 0.0)
-        c1[singular] = (a1[singular] * y_i[singular] + b1[singular] * y_j[singular]) * scale
-        c2[singular] = (a2[singular] * y_i[singular] + b2[singular] * y_j[singular]) * scale
+    if singular is not None:
+        c1[singular] = (a1[singular] * y_i[singular] + b1[singular] * y_j[singular]) * pinv
+        c2[singular] = (a2[singular] * y_i[singular] + b2[singular] * y_j[singular]) * pinv
     return c1, c2
+
+
+def theil_sen_targets(
+    x, targets, combos, starts, *, max_iter=THEIL_SEN_MAX_ITER, tol=THEIL_SEN_TOL
+):
+    """:func:`theil_sen` of several targets on the same ``x`` (the pairs' systems solved once)."""
+    x = np.asarray(x, dtype=np.float64)
+    system = _pair_systems(x[..., 0], x[..., 1], combos)
+    return [
+        _spatial_median(
+            *_solve_pairs(system, np.asarray(y, dtype=np.float64), combos),
+            max_iter=max_iter,
+            tol=tol,
+            start=start,
+        )
+        for y, start in zip(targets, starts, strict=True)
+    ]
 
 
 def _spatial_median(
