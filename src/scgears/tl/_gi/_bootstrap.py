@@ -53,11 +53,13 @@ class Replicates:
         if condition == CONTROL:  # a prediction's control mean is fixed
             return np.broadcast_to(mean, (n_rows, len(local)))
         # one generator per (condition, pair): a pair's draws do not depend on the other pairs;
-        # all B rows are drawn so that a row is the same whichever rows are asked for
+        # a row is the same whichever rows are asked for
         rng = np.random.default_rng(
             [int(self.seed), zlib.crc32(condition.encode()), zlib.crc32(pair.encode())]
         )
-        noise = rng.standard_normal((self.n_bootstrap, len(local)))[rows]
+        first, stop, _ = rows.indices(self.n_bootstrap)
+        # rows are drawn in order, so drawing up to ``stop`` gives the same rows as drawing all
+        noise = rng.standard_normal((stop, len(local)))[first:]
         return mean + noise * self.sd[condition][local]
 
 
