@@ -36,8 +36,8 @@ import pandas as pd
 from ..._gi_rules import (
     MASKED_RATIO,
     MAX_REFERENCE_SHIFT,
-    MIN_REFERENCE_PAIRS,
     MIN_NEW_VARIANCE,
+    MIN_REFERENCE_PAIRS,
     MIN_SCALE_CHANGE,
     SIMILAR_SINGLES,
     SUBTYPES,

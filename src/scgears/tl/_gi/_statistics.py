@@ -301,9 +301,12 @@ def _spatial_median(
 
 
 def _newton_steps(px: np.ndarray, py: np.ndarray, median: np.ndarray, steps: int) -> np.ndarray:
-    """Newton steps on the sum of distances (gradient ``-sum(u_i)``, Hessian
-    ``sum((I - u_i u_i^T) / r_i)``), skipping points within machine precision of the median; a
-    problem whose step is not finite or whose Hessian is singular keeps its median."""
+    """Newton steps on the sum of distances to the points.
+
+    The gradient is ``-sum(u_i)`` and the Hessian ``sum((I - u_i u_i^T) / r_i)`` (``u_i`` the unit
+    vectors to the points, ``r_i`` their distances), skipping points within machine precision of
+    the median; a problem whose step is not finite or whose Hessian is singular keeps its median.
+    """
     for _ in range(steps):
         dx = px - median[:, :1]
         dy = py - median[:, 1:]
