@@ -87,19 +87,25 @@ def genetic_interactions(
         by ``delta_A + delta_B``, plus the same replicate's noise of ``A+B`` and control),
         re-scored on every replicate. A subtype is called when the pair differs from its null
         significantly (more than 3 null standard deviations) *and* by a minimum effect size (the
-        double's scale 20% above or below the sum of its singles, 10% of its variance new, the
-        masked gene under half the dominant one's share); otherwise ``additive``. The rules, in
-        order of precedence, and their reasons are in the docs (*Metrics*, genetic
+        double's scale a factor 1.2 above or below the sum of its singles, 10% of its variance
+        new, the masked gene under half the dominant one's share); otherwise ``additive``. With
+        at least 20 pairs called additive, the scale is judged against the screen's typical
+        additive pair (their median ``scale``, bounded to 0.8-1.2, column ``additive_scale``;
+        1 otherwise), so a pair's call then depends on the screen it is scored with. The rules,
+        in order of precedence, and their reasons are in the docs (*Metrics*, genetic
         interactions); the numbers live in ``scgears._gi_rules``. ``confidence`` is the share of
-        the bootstrap replicates that give the same call. ``scale`` (1 = additive), ``scale_z``,
-        ``new_variance`` and ``masked_ratio`` are the features behind the call.
+        the replicates that give the same call. ``scale`` (1 = additive against the pair's own
+        null), ``scale_z`` (against ``additive_scale``), ``new_variance`` and ``masked_ratio``
+        are the features behind the call.
     Replicates
         From cells: a seeded bootstrap that resamples the cells within the control, ``A``, ``B``
         and ``A+B``, ``n_bootstrap`` times. From profiles with ``layers["uncertainty"]`` (a
         model's per-gene s.d. of its prediction, e.g. an ensemble's spread): ``n_bootstrap``
-        normal draws around each prediction. From profiles without it there is no noise model:
-        the calls use the effect sizes alone and ``confidence`` and the intervals are NaN, as
-        no uncertainty is known. ``{score}_low`` and ``{score}_high`` are percentile intervals
+        normal draws around each prediction, made per pair. From profiles without it there is
+        no noise model: the calls use the effect sizes alone and ``confidence`` and the
+        intervals are NaN, as no uncertainty is known. Either way every pair is scored on its
+        first 50 replicates first; a pair whose 50 replicates all give its call stops there
+        (confidence 1, intervals from 50 replicates), the others get all ``n_bootstrap``. ``{score}_low`` and ``{score}_high`` are percentile intervals
         (95%) of ``c1``, ``c2``, ``mag``, ``corr_fit``, ``dcor``, ``eq_contr`` and ``dominance``.
     Paper calls
         The paper's threshold calls stay available as boolean columns ``paper_synergy``
