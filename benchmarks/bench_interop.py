@@ -142,7 +142,6 @@ def main(argv=None) -> None:
     import torch
 
     import scgears as sg
-    from scgears._profiles import measured_profiles
 
     args.out.mkdir(parents=True, exist_ok=True)
     adata = prepare(load_norman_subset(args.data), args.seed)
@@ -157,10 +156,10 @@ def main(argv=None) -> None:
         "scgears GEARS": model.predict(test),
         "train mean": sg.tl.baseline(adata, "mean", conditions=test),
         "no change": sg.tl.baseline(adata, "control", conditions=test),
-        "measured means": measured_profiles(adata, test),
+        "measured means": sg.tl.measured_profiles(adata, test),
     }
     # as many cells per condition as were measured, for every method alike
-    n_cells = int(measured_profiles(adata, test).obs["n_cells"].median())
+    n_cells = int(profiles["measured means"].obs["n_cells"].median())
     real = measured_cells(adata, test)
     real.write_h5ad(args.out / "measured_cells.h5ad")
     agg_rows, distance_rows, de_rows, notes = {}, {}, {"measured cells": de_counts(real, test)}, []

@@ -114,7 +114,8 @@ def main() -> None:
                 f"{result['threads']}  load {result['load']:.1f}",
                 flush=True,
             )
-    cli = statistics.median(r["train_s"] for r in results if r["mode"] == "cli")
+    cli_times = [r["train_s"] for r in results if r["mode"] == "cli"]
+    cli = statistics.median(cli_times) if cli_times else float("nan")
     print(f"\n{args.epochs}-epoch training on the Norman subset, {os.cpu_count()} cores")
     print(f"{'mode':18s} {'median s':>9s} {'x cli':>6s}  runs")
     for mode in args.modes:

@@ -9,7 +9,6 @@ import scipy.sparse as sp
 from anndata import AnnData
 
 import scgears as sg
-from scgears._profiles import measured_profiles
 
 CONDITIONS = ["A", "B", "C", "A+B", "D", "E"]
 
@@ -54,7 +53,7 @@ def adata(screen):
 
 
 def test_cells_have_the_layout_cell_eval_and_pertpy_read(adata):
-    profiles = measured_profiles(adata, ["A", "A+B"])
+    profiles = sg.tl.measured_profiles(adata, ["A", "A+B"])
     cells = sg.tl.sample_cells(adata, profiles, n_cells=40, n_control_cells=30, seed=0)
     counts = cells.obs["perturbation"].value_counts()
     assert counts.to_dict() == {"control": 30, "A": 40, "A+B": 40}
@@ -74,7 +73,7 @@ def test_cells_have_the_layout_cell_eval_and_pertpy_read(adata):
 
 
 def test_same_seed_same_cells_and_input_untouched(adata):
-    profiles = measured_profiles(adata, ["B", "C"])
+    profiles = sg.tl.measured_profiles(adata, ["B", "C"])
     before_x, before_obs = adata.X.copy(), adata.obs.copy()
     first = sg.tl.sample_cells(adata, profiles, n_cells=20, seed=3)
     second = sg.tl.sample_cells(adata, profiles, n_cells=20, seed=3)
@@ -88,7 +87,7 @@ def test_same_seed_same_cells_and_input_untouched(adata):
 
 
 def test_mean_of_sampled_cells_is_the_profile(adata):
-    profiles = measured_profiles(adata, ["A", "D"])
+    profiles = sg.tl.measured_profiles(adata, ["A", "D"])
     cells = sg.tl.sample_cells(adata, profiles, n_cells=4000, n_control_cells=4000, seed=0)
     x = cells.X.toarray()
     for condition in ["A", "D"]:
@@ -106,7 +105,7 @@ def test_mean_of_sampled_cells_is_the_profile(adata):
 
 def test_overdispersion_is_recovered(screen):
     adata, phi = screen
-    profiles = measured_profiles(adata, ["A"])
+    profiles = sg.tl.measured_profiles(adata, ["A"])
     cells = sg.tl.sample_cells(adata, profiles, n_cells=5, seed=0)
     fitted = cells.var["overdispersion"].to_numpy()
     expressed = np.asarray((adata.X > 0).sum(axis=0)).ravel() >= 300
@@ -119,7 +118,7 @@ def test_overdispersion_is_recovered(screen):
 def test_no_change_gives_no_de_genes(adata):
     """Cells sampled at the control mean are not called different from the control cells."""
     sc = pytest.importorskip("scanpy")
-    profiles = measured_profiles(adata, ["A"])
+    profiles = sg.tl.measured_profiles(adata, ["A"])
     profiles.X = np.tile(profiles.var["control_mean"].to_numpy(np.float32), (1, 1))
     cells = sg.tl.sample_cells(adata, profiles, n_cells=150, n_control_cells=150, seed=1)
     sc.tl.rank_genes_groups(cells, "perturbation", reference="control", method="wilcoxon")
@@ -127,14 +126,14 @@ def test_no_change_gives_no_de_genes(adata):
 
 
 def test_a_control_row_is_skipped(adata):
-    with_control = measured_profiles(adata, ["ctrl", "A"])
+    with_control = sg.tl.measured_profiles(adata, ["ctrl", "A"])
     cells = sg.tl.sample_cells(adata, with_control, n_cells=10, n_control_cells=20, seed=0)
     assert cells.obs["perturbation"].value_counts().to_dict() == {"control": 20, "A": 10}
     assert with_control.n_obs == 2
 
 
 def test_stored_zeros_are_not_counts(adata):
-    profiles = measured_profiles(adata, ["A"])
+    profiles = sg.tl.measured_profiles(adata, ["A"])
     first = sg.tl.sample_cells(adata, profiles, n_cells=30, seed=0)
     x = adata.X.tocoo()
     dense = adata.X.toarray()
@@ -155,7 +154,7 @@ def test_stored_zeros_are_not_counts(adata):
 
 def test_test_cells_are_never_read(adata):
     sg.pp.split_perturbations(adata, kind="custom", test_conditions=["C", "D"])
-    profiles = measured_profiles(adata, ["A", "B"])
+    profiles = sg.tl.measured_profiles(adata, ["A", "B"])
     first = sg.tl.sample_cells(adata, profiles, n_cells=30, seed=0)
     changed = adata.copy()
     test = (changed.obs["scgears_split"] == "test").to_numpy()
@@ -167,7 +166,7 @@ def test_test_cells_are_never_read(adata):
 
 
 def test_measured_control_cells_and_profile_columns(adata):
-    profiles = measured_profiles(adata, ["A", "B"])
+    profiles = sg.tl.measured_profiles(adata, ["A", "B"])
     profiles.obs["subgroup"] = ["unseen_single", "combo_seen1"]
     cells = sg.tl.sample_cells(
         adata, profiles, control_cells="measured", n_control_cells=25, seed=0
@@ -184,7 +183,7 @@ def test_measured_control_cells_and_profile_columns(adata):
 
 
 def test_negative_profile_values_count_as_zero(adata, caplog):
-    profiles = measured_profiles(adata, ["A"])
+    profiles = sg.tl.measured_profiles(adata, ["A"])
     profiles.X = profiles.X - 0.5
     with caplog.at_level("WARNING", logger="scgears"):
         cells = sg.tl.sample_cells(adata, profiles, n_cells=10, seed=0)
@@ -193,7 +192,7 @@ def test_negative_profile_values_count_as_zero(adata, caplog):
 
 
 def test_bad_input_errors(adata):
-    profiles = measured_profiles(adata, ["A"])
+    profiles = sg.tl.measured_profiles(adata, ["A"])
     with pytest.raises(TypeError, match="profile AnnData"):
         sg.tl.sample_cells(adata, adata)
     with pytest.raises(ValueError, match="n_cells=0"):
@@ -217,7 +216,7 @@ def test_norman_de_genes_in_the_measured_range(norman):
     sg.pp.split_perturbations(norman, kind="simulation", seed=1)
     split = norman.obs["scgears_split"].astype(str)
     test = sorted(set(norman.obs.loc[split == "test", "scgears_condition"].astype(str)))
-    profiles = measured_profiles(norman, test)
+    profiles = sg.tl.measured_profiles(norman, test)
     cells = sg.tl.sample_cells(norman, profiles, seed=0)
     real = norman[norman.obs["scgears_condition"].isin([*test, "ctrl"])].copy()
 

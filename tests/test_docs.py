@@ -56,6 +56,8 @@ def test_docs_build_without_warnings_and_have_every_page(built_docs):
         "getting_started",
         "model",
         "metrics",
+        "checks",
+        "cells",
         "benchmarks",
         "tutorials",
         "api",

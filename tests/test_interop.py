@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 
 import scgears as sg
-from scgears._profiles import measured_profiles
 
 CONDITIONS = ["CBL+CNN1", "KLF1+SET", "PTPN12+SAMD1"]
 
@@ -23,7 +22,7 @@ def norman_cells(norman):
     keep = labels.isin([*CONDITIONS, "ctrl"]).to_numpy()
     real = norman[keep].copy()
     real.obs["perturbation"] = labels[keep].replace("ctrl", "control").to_numpy()
-    measured = sg.tl.sample_cells(norman, measured_profiles(norman, CONDITIONS), seed=0)
+    measured = sg.tl.sample_cells(norman, sg.tl.measured_profiles(norman, CONDITIONS), seed=0)
     no_change = sg.tl.sample_cells(
         norman, sg.tl.baseline(norman, "control", conditions=CONDITIONS), seed=0
     )

@@ -313,10 +313,16 @@ def test_variants_set_the_module(screen):
 def test_residual_predictions_average_to_the_mean_effect(trained, screen):
     split = screen.uns["scgears_split"]["conditions"]
     train = [c for c in split["train"] if c != "ctrl"]
-    pred = trained.predict(train)
-    mean_effect = trained.module.mean_effect.numpy()
-    # the network's outputs are centred on the training perturbations
-    np.testing.assert_allclose(pred.layers["delta"].mean(0), mean_effect, atol=1e-4)
+    module = trained.module
+    module.eval()
+    nodes = torch.from_numpy(trained.graphs.encode(train))
+    with torch.inference_mode():
+        delta = module.inference(nodes)["delta"]
+        prior = module.prior(nodes, module._measured(nodes))
+    mean_effect = module.mean_effect.numpy()
+    # the network's outputs are centred on the training perturbations: on average, the
+    # prediction is what was measured (the prior), here the training singles and their sums
+    np.testing.assert_allclose((delta - prior).mean(0).numpy(), 0.0, atol=1e-4)
     # and the mean effect is the measured one of the train and val perturbations
     from scgears._profiles import measured_profiles
 
@@ -415,3 +421,16 @@ def test_real_norman_cells(norman):
     assert triple.shape == (1, norman.n_vars)
     assert np.isfinite(triple.layers["delta"]).all()
     assert triple.obs["n_perturbed_genes"].tolist() == [3]
+
+
+def test_predict_cells_for_cell_level_evaluators(trained):
+    labels = [c for c in trained.adata.uns["scgears_split"]["conditions"]["test"]][:2]
+    cells = trained.predict(labels, n_cells=7, seed=3)
+    again = trained.predict(labels, n_cells=7, seed=3)
+    counts = cells.obs["perturbation"].value_counts()
+    assert all(counts[label] == 7 for label in labels)
+    assert "control" in counts.index
+    assert cells.X.min() >= 0
+    np.testing.assert_array_equal(cells.X.toarray(), again.X.toarray())
+    profile = trained.predict(labels)
+    assert profile.n_obs == len(labels)  # without n_cells: one profile per condition

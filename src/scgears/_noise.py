@@ -46,6 +46,8 @@ _N_MU = 96
 #: Poisson rates up to which counts are summed exactly; quantiles of the gamma-distributed rate.
 _EXACT_RATE = 30.0
 _N_QUANTILES = 256
+#: Cells per block when computing the model's zero fractions.
+_ZERO_ROWS = 2_000
 #: Tolerated share of non-integer recovered counts (float32 storage rounds some values).
 _MAX_NON_INTEGER = 0.01
 
@@ -241,10 +243,12 @@ def fit_noise_model(matrix, codes: np.ndarray, n_groups: int) -> NoiseModel:
     observed_zero = 1.0 - expressing / n_cells.sum()
     # zeros under the model: each fitted cell, with its condition mean and its own scale
     expected_zero = np.zeros(n_vars)
-    for c, scales in zero_terms:
-        m = mu[c] / scales[:, None]
-        with np.errstate(divide="ignore"):
-            p0 = np.where(phi > 0, (1.0 + phi * m) ** (-1.0 / np.maximum(phi, 1e-12)), np.exp(-m))
-        expected_zero += p0.sum(axis=0)
+    for codes_chunk, scales_chunk in zero_terms:
+        for start in range(0, len(codes_chunk), _ZERO_ROWS):  # bounded memory on wide data
+            block = slice(start, start + _ZERO_ROWS)
+            m = mu[codes_chunk[block]] / scales_chunk[block, None]
+            shape = 1.0 / np.maximum(phi, 1e-12)
+            p0 = np.where(phi > 0, (1.0 + phi * m) ** -shape, np.exp(-m))
+            expected_zero += p0.sum(axis=0)
     expected_zero /= n_cells.sum()
     return NoiseModel(phi, scales_all, expressing, observed_zero, expected_zero, phi_median)

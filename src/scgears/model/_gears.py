@@ -27,7 +27,7 @@ from .._constants import (
     PERTURBATION_GRAPH_KEY,
     SPLIT_KEY,
 )
-from .._profiles import make_profiles
+from .._profiles import add_split_info, make_profiles
 from ._data import (
     PerturbationDataSplitter,
     SplitStatistics,
@@ -36,6 +36,7 @@ from ._data import (
 from ._graphs import ModelGraphs, check_graphs, edges
 from ._io import ModelIOMixin
 from ._module import PAPER_SETTINGS, DirectionLoss, GEARSModule
+from ._prior import measured_prior
 from ._train import TrainMixin
 from ._training_plan import GEARSTrainingPlan
 
@@ -154,6 +155,8 @@ class GEARS(TrainMixin, ModelIOMixin, UnsupervisedTrainingMixin, BaseModelClass)
         if variant not in VARIANTS:
             raise ValueError(f"variant must be one of {sorted(VARIANTS)}, got {variant!r}.")
         module_kwargs = {**VARIANTS[variant], **module_kwargs}
+        # a fresh model reads what was measured from adata; a loaded one gets it with its weights
+        fresh = graphs is None
         self._statistics: SplitStatistics | None = None
         if graphs is None:
             if adata is None:
@@ -179,6 +182,7 @@ class GEARS(TrainMixin, ModelIOMixin, UnsupervisedTrainingMixin, BaseModelClass)
         ):
             raise ValueError("The AnnData's genes differ from the genes the model was built on.")
         self.graphs = graphs
+        module_kwargs.setdefault("n_measured", len(graphs.seen_genes))
         self.module = self._module_cls(
             n_genes,
             len(graphs.perturbation_genes),
@@ -195,6 +199,7 @@ class GEARS(TrainMixin, ModelIOMixin, UnsupervisedTrainingMixin, BaseModelClass)
         )
         self.module.control_mean.copy_(torch.as_tensor(graphs.control_mean))
         self.module.mean_effect.copy_(torch.as_tensor(graphs.mean_effect))
+        self._set_measured(adata if fresh else None, graphs)
         self._model_summary_string = (
             f"GEARS model: {n_genes:,} genes, {len(graphs.perturbation_genes):,} perturbable "
             f"genes ({len(graphs.isolated):,} without graph edges), {n_hidden} hidden, "
@@ -214,6 +219,31 @@ class GEARS(TrainMixin, ModelIOMixin, UnsupervisedTrainingMixin, BaseModelClass)
             coexpression_key=args["coexpression_key"],
             graph_key=args["perturbation_graph_key"],
         )
+
+    def _set_measured(self, adata: AnnData | None, graphs: dict) -> None:
+        """Fill the module's buffers of what was measured (a loaded model reads them from disk)."""
+        module = self.module
+        node = graphs.node_of
+        column = {g: j for j, g in enumerate(graphs.genes)}
+        for gene, j in column.items():
+            if gene in node:
+                module.target_column[node[gene]] = j
+        for k, gene in enumerate(graphs.seen_genes):
+            module.measured_row[node[gene]] = k
+        if adata is None:
+            return
+        args = self.adata_manager.registry["setup_args"]
+        prior = measured_prior(
+            adata,
+            condition_key=args["condition_key"],
+            split_key=args["split_key"],
+            layer=args["layer"],
+            seen_genes=graphs.seen_genes,
+        )
+        module.measured_effect.copy_(torch.as_tensor(prior.single_effect))
+        module.single_mean_effect.copy_(torch.as_tensor(prior.single_mean))
+        module.on_target_change.fill_(prior.on_target)
+        module.expressed_genes.copy_(torch.as_tensor(prior.expressed))
 
     # ------------------------------------------------------------------------------------------
     # setup
@@ -297,7 +327,12 @@ class GEARS(TrainMixin, ModelIOMixin, UnsupervisedTrainingMixin, BaseModelClass)
         return delta, (np.concatenate(logvars) if logvars else None)
 
     def predict(
-        self, perturbations: Sequence[str | Sequence[str]] | str, *, batch_size: int = 512
+        self,
+        perturbations: Sequence[str | Sequence[str]] | str,
+        *,
+        batch_size: int = 512,
+        n_cells: int | None = None,
+        seed: int = 0,
     ) -> AnnData:
         """Predict the mean expression profile of each perturbation, with any number of genes.
 
@@ -309,15 +344,26 @@ class GEARS(TrainMixin, ModelIOMixin, UnsupervisedTrainingMixin, BaseModelClass)
             once.
         batch_size
             Conditions per forward pass.
+        n_cells
+            If given, return predicted *cells* instead of profiles: ``n_cells`` cells per
+            condition plus control cells, drawn by :func:`~scgears.tl.sample_cells` from a noise
+            model fitted on the training cells, ready for cell-eval, pertpy and scanpy's DE.
+        seed
+            Seed of the sampled cells (with ``n_cells``).
 
         Returns
         -------
         A profile AnnData, one row per condition: ``X`` the predicted mean log-normalised
-        expression, ``layers["delta"]`` the change from the control mean, ``layers["uncertainty"]``
-        (the predicted standard deviation) when trained with ``uncertainty=True``. ``obs`` has
-        ``n_genes``, ``n_seen_genes`` (genes whose single perturbation was in train or val, the rule
-        of the split subgroups), ``unseen_genes`` and ``isolated_genes`` (genes without
-        perturbation-graph edges: low confidence).
+        expression, a valid profile: values below zero are clipped to 0, and genes that no training
+        cell expresses are exactly 0; ``layers["delta"]`` the change of that profile from the
+        control mean; ``layers["uncertainty"]`` (the predicted standard deviation) when trained
+        with ``uncertainty=True``. The control (``"ctrl"`` or ``[]``) is predicted as the control
+        mean, with a change of exactly 0. ``obs`` has ``n_perturbed_genes``, ``n_seen_genes``
+        (genes whose single perturbation was in train or val, the rule of the split subgroups),
+        ``unseen_genes``, ``isolated_genes`` (genes without perturbation-graph edges: low
+        confidence), ``split`` (the condition's set in the model's split, if any) and
+        ``subgroup`` (the split's test subgroup, ``train``/``val``, or the paper's rule:
+        ``unseen_single``, ``seen_single``, ``combo_seen{k}``).
 
         Examples
         --------
@@ -339,9 +385,54 @@ class GEARS(TrainMixin, ModelIOMixin, UnsupervisedTrainingMixin, BaseModelClass)
             )
         delta, logvar = self._delta(labels, batch_size)
         control = self.module.control_mean.detach().cpu().numpy()
+        uncertainty = None if logvar is None else np.exp(0.5 * logvar)
+        profiles = make_profiles(
+            labels,
+            self.graphs.genes,
+            self._valid_profiles(control[None, :] + delta),
+            control,
+            source="GEARS",
+            uncertainty=uncertainty,
+            obs=self._prediction_obs(labels),
+        )
+        split_info = None
+        if self.adata is not None:
+            split_key = self.adata_manager.registry["setup_args"]["split_key"]
+            split_info = self.adata.uns.get(split_key)
+        profiles = add_split_info(profiles, split_info)
+        if n_cells is None:
+            return profiles
+        return self._sample_cells(profiles, n_cells, seed)
+
+    def _sample_cells(self, profiles: AnnData, n_cells: int, seed: int) -> AnnData:
+        from ..tl._cells import sample_cells
+
+        if self.adata is None:
+            raise ValueError(
+                "Predicted cells need the training cells' noise model: load the model with "
+                "GEARS.load(path, adata=adata), then predict with n_cells=."
+            )
+        args = self.adata_manager.registry["setup_args"]
+        return sample_cells(
+            self.adata,
+            profiles,
+            n_cells=n_cells,
+            seed=seed,
+            layer=args["layer"],
+            condition_key=args["condition_key"],
+            split_key=args["split_key"],
+        )
+
+    def _valid_profiles(self, mean: np.ndarray) -> np.ndarray:
+        """Valid log-expression: negative values clipped to 0, silent genes exactly 0."""
+        expressed = self.module.expressed_genes.detach().cpu().numpy()
+        return np.where(expressed[None, :], np.maximum(mean, 0.0), 0.0).astype(np.float32)
+
+    def _prediction_obs(self, labels: list[str]) -> pd.DataFrame:
+        """``obs`` columns of a prediction: seen, unseen and isolated genes."""
         seen = set(self.graphs.seen_genes)
         isolated = set(self.graphs.isolated)
-        obs = pd.DataFrame(
+        return pd.DataFrame(
             {
                 "n_seen_genes": [sum(g in seen for g in condition_genes(c)) for c in labels],
                 "unseen_genes": [
@@ -351,16 +442,6 @@ class GEARS(TrainMixin, ModelIOMixin, UnsupervisedTrainingMixin, BaseModelClass)
                     "+".join(g for g in condition_genes(c) if g in isolated) for c in labels
                 ],
             }
-        )
-        uncertainty = None if logvar is None else np.exp(0.5 * logvar)
-        return make_profiles(
-            labels,
-            self.graphs.genes,
-            control[None, :] + delta,
-            control,
-            source="GEARS",
-            uncertainty=uncertainty,
-            obs=obs,
         )
 
     # ------------------------------------------------------------------------------------------

@@ -69,6 +69,13 @@ class ModelIOMixin:
         >>> model.save("gears_model")  # doctest: +SKIP
         >>> model = sg.model.GEARS.load("gears_model", adata=adata)  # doctest: +SKIP
         """
+        # scvi-tools' checkpoint callback passes these two; a GEARS folder holds the model only
+        kwargs.pop("prefix", None)
+        if kwargs.pop("save_anndata", False):
+            raise TypeError(
+                "GEARS.save does not save the AnnData (save_anndata=True): a GEARS folder holds "
+                "the model only; save the AnnData with adata.write_h5ad."
+            )
         if kwargs:
             raise TypeError(
                 f"GEARS.save got unexpected arguments {sorted(kwargs)}: a GEARS folder holds the "

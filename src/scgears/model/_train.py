@@ -11,6 +11,7 @@ from typing import Literal
 import torch
 
 from .._constants import CONTROL
+from .._threads import training_threads
 from ._callbacks import KeepEpoch
 from ._data import FINGERPRINT_FIX, SplitStatistics, TrainingData
 
@@ -241,7 +242,7 @@ class TrainMixin:
             trainer_kwargs["ckpt_path"] = str(ckpt_path)
         # dropout masks and anything else random in training follow `seed`, without touching the
         # caller's global random state
-        with torch.random.fork_rng(), quiet_lightning(verbose):
+        with torch.random.fork_rng(), quiet_lightning(verbose), training_threads():
             torch.manual_seed(seed)
             result = super().train(
                 max_epochs=max_epochs,

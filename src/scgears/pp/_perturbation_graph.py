@@ -24,6 +24,7 @@ from .._anndata import get_conditions
 from .._conditions import condition_genes
 from .._constants import CONDITION_KEY, PERTURBATION_GRAPH_KEY
 from .._copy import check_copy
+from .._gene_features import check_embedding, cosine_neighbors
 from .._resources import GO_SOURCE, gene_aliases, go_annotations
 
 logger = logging.getLogger(__name__)
@@ -38,7 +39,8 @@ _N_SHOWN = 10
 _ACCEPTED = (
     '"go" (the shipped human GO table), a path to a .gmt or .gmt.gz file, a mapping '
     "gene -> iterable of terms, a pandas.DataFrame edge list with columns 'source' and 'target' "
-    "(and optionally 'weight'), a tuple (matrix, gene_names) or an AnnData whose var_names are "
+    "(and optionally 'weight'), a pandas.DataFrame gene embedding (genes x numeric dimensions, "
+    "gene names as the index), a tuple (matrix, gene_names) or an AnnData whose var_names are "
     "the genes and whose X (or single varp entry) is the graph"
 )
 
@@ -53,6 +55,8 @@ class _Knowledge:
     edges: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
     weighted: bool = True
     use_aliases: bool = False
+    #: a genes x dimensions embedding: edges are its cosine k-nearest neighbours
+    embedding: pd.DataFrame | None = None
 
 
 def perturbation_graph(
@@ -99,6 +103,12 @@ def perturbation_graph(
       isolated otherwise). The weight of a pair is the largest ``|weight|`` given for it in either
       direction (signs are dropped: message passing needs non-negative weights). Without a
       ``weight`` column every edge weighs 1 and ``threshold`` is not applied.
+    * a :class:`pandas.DataFrame` gene embedding: genes x dimensions, the gene names as the index
+      and only numeric columns (GenePT, ESM, scGPT or Gene2vec style, or
+      ``scgears._gene_features.go_embedding()``). Each gene's ``n_neighbors`` most similar genes by
+      cosine similarity (above ``threshold``) pass it messages, with the similarity as weight. A
+      gene missing from GO but present in the embedding gets neighbours, so its perturbation can
+      be predicted; ``all_genes`` adds every gene of the embedding.
     * a tuple ``(matrix, gene_names)`` with a square scipy sparse or numpy matrix whose row ``i``
       holds the weights of the genes passing messages to gene ``i``; or an :class:`~anndata.AnnData`
       whose ``var_names`` are the genes and whose square ``X`` (genes x genes) is such a matrix, or,
@@ -186,6 +196,11 @@ def perturbation_graph(
         if knowledge.use_aliases:
             terms, aliases = _with_aliases(nodes, terms)
         graph = _jaccard_graph(nodes, terms, n_neighbors=n_neighbors, threshold=threshold)
+    elif knowledge.embedding is not None:
+        edges = cosine_neighbors(
+            knowledge.embedding, n_neighbors=n_neighbors, threshold=threshold, genes=nodes
+        )
+        graph = _edge_graph(nodes, edges, n_neighbors=n_neighbors, threshold=None)
     else:
         graph = _edge_graph(
             nodes,
@@ -244,6 +259,8 @@ def _source_genes(knowledge: _Knowledge, all_genes: bool) -> list[str]:
         return []
     if knowledge.terms is not None:
         return [str(g) for g in knowledge.terms]
+    if knowledge.embedding is not None:
+        return [str(g) for g in knowledge.embedding.index]
     targets, sources, _ = knowledge.edges
     return [str(g) for g in np.union1d(targets.astype(str), sources.astype(str))]
 
@@ -291,7 +308,14 @@ def _resolve_source(source) -> _Knowledge:
             return _Knowledge(description=f"GMT file {path.name}", terms=_read_gmt(path))
         raise ValueError(f"Unknown source {str(source)!r}. Accepted: {_ACCEPTED}.")
     if isinstance(source, pd.DataFrame):
-        return _edge_list(source)
+        if "source" in source.columns or "target" in source.columns:
+            return _edge_list(source)
+        embedding = check_embedding(source)
+        return _Knowledge(
+            description=f"gene embedding ({embedding.shape[0]} genes x {embedding.shape[1]} "
+            "dimensions, cosine k-NN)",
+            embedding=embedding,
+        )
     if isinstance(source, AnnData):
         return _anndata_edges(source)
     if isinstance(source, tuple) and len(source) == 2:

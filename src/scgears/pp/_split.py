@@ -26,15 +26,18 @@ SplitKind = Literal[
     "single",
     "custom",
 ]
-_KINDS = (
-    "simulation",
-    "simulation_single",
-    "combo_seen0",
-    "combo_seen1",
-    "combo_seen2",
-    "single",
-    "custom",
-)
+#: The rule behind each kind: GEARS' "single", "combo_seen0" and "combo_seen1" hold out the same
+#: conditions (scgears tests and labels them all), so they are one rule under three names.
+_RULES = {
+    "simulation": "simulation",
+    "simulation_single": "simulation",
+    "single": "test_genes",
+    "combo_seen0": "test_genes",
+    "combo_seen1": "test_genes",
+    "combo_seen2": "test_combinations",
+    "custom": "custom",
+}
+_KINDS = tuple(_RULES)
 #: Fraction of conditions (or genes) held out by the non-simulation kinds, as in GEARS.
 _HOLDOUT_FRACTION = 0.1
 #: The validation set is drawn from the training conditions with GEARS' fractions.
@@ -253,13 +256,14 @@ def _split_once(
     conditions = sorted(conditions)
     singles = [c for c in conditions if len(condition_genes(c)) == 1]
     combos = [c for c in conditions if len(condition_genes(c)) > 1]
-    if kind == "custom":
+    rule = _RULES[kind]
+    if rule == "custom":
         if forced:
             held = set(forced)
         else:
             n_held = max(1, int(len(conditions) * _HOLDOUT_FRACTION)) if len(conditions) > 1 else 0
             held = set(rng.choice(conditions, n_held, replace=False)) if n_held else set()
-    elif kind == "combo_seen2":
+    elif rule == "test_combinations":
         if forced:
             held = set(forced)
         else:
@@ -267,12 +271,12 @@ def _split_once(
             held = set(rng.choice(combos, n_held, replace=False)) if n_held else set()
     else:
         forced_genes = {g for c in forced for g in condition_genes(c)}
-        if kind in ("simulation", "simulation_single"):
+        if rule == "simulation":
             genes = sorted({g for c in conditions for g in condition_genes(c)} - forced_genes)
             n_train = int(len(genes) * gene_fraction)
             train_genes = set(rng.choice(genes, n_train, replace=False)) if n_train else set()
             fraction = 1.0 if kind == "simulation_single" else combo_fraction
-        else:  # single, combo_seen0, combo_seen1
+        else:  # test_genes
             genes = sorted({condition_genes(c)[0] for c in singles} - forced_genes)
             n_test = max(1, int(len(genes) * _HOLDOUT_FRACTION)) if genes else 0
             test_genes = set(rng.choice(genes, n_test, replace=False)) if n_test else set()

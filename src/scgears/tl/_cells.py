@@ -104,7 +104,9 @@ def sample_cells(
     the sampled counts, ``obs[perturbation_key]`` and ``obs[condition_key]`` (canonical labels,
     ``ctrl`` for control, so ``sg.tl`` functions take the cells too), ``obs["n_perturbed_genes"]``,
     the profile's other per-condition columns (e.g. ``split``, ``subgroup``), ``var`` the profile's
-    genes with ``var["control_mean"]`` and ``var["overdispersion"]``, and
+    genes with ``var["control_mean"]``, ``var["overdispersion"]`` and the share of zeros in the
+    fitted cells, measured and under the model (``var["zero_fraction_measured"]``,
+    ``var["zero_fraction_model"]``: a check of the fit), and
     ``uns["scgears_cells"]`` (source, seed, cells per condition, control cells).
 
     Examples
@@ -214,7 +216,12 @@ def sample_cells(
         values = profiles.obs[column].reindex(canonical)
         obs[column] = values.to_numpy()
     var = pd.DataFrame(
-        {"control_mean": control_mean.ravel().astype(np.float32), "overdispersion": noise.phi},
+        {
+            "control_mean": control_mean.ravel().astype(np.float32),
+            "overdispersion": noise.phi,
+            "zero_fraction_measured": noise.observed_zero,
+            "zero_fraction_model": noise.expected_zero,
+        },
         index=profiles.var_names.copy(),
     )
     cells = AnnData(X=sp.vstack(blocks, format="csr"), obs=obs, var=var)
