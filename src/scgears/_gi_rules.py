@@ -139,3 +139,9 @@ MIN_NEW_VARIANCE = 0.1
 MASKED_RATIO = 0.5
 #: Redundancy: singles this similar (bias-corrected distance correlation) are one effect.
 SIMILAR_SINGLES = 0.6
+
+#: Screen reference: the calls compare a pair's scale with the median scale of the screen's
+#: additive pairs when at least this many pairs are scored and called additive against 1 ...
+MIN_REFERENCE_PAIRS = 20
+#: ... and that median is bounded to ``1 +- MAX_REFERENCE_SHIFT``.
+MAX_REFERENCE_SHIFT = 0.2

@@ -35,7 +35,9 @@ import pandas as pd
 
 from ..._gi_rules import (
     MASKED_RATIO,
+    MAX_REFERENCE_SHIFT,
     MIN_NEW_VARIANCE,
+    MIN_REFERENCE_PAIRS,
     MIN_SCALE_CHANGE,
     SIMILAR_SINGLES,
     SUBTYPES,
@@ -132,7 +134,8 @@ def decide(feat: dict[str, np.ndarray], ref: NullReference) -> np.ndarray:
         new = (feat["new_variance"] > MIN_NEW_VARIANCE) & (z_new > Z_CRITICAL)
         # beyond additive at Z_CRITICAL and beyond the minimum effect at Z_MARGIN (one-sided)
         z_up = _z(scale - 1.0 - MIN_SCALE_CHANGE, per_pair(ref.scale_sd))
-        z_down = _z(scale - 1.0 + MIN_SCALE_CHANGE, per_pair(ref.scale_sd))
+        # the scale is a ratio: the minimum effect is symmetric on the log scale
+        z_down = _z(scale - 1.0 / (1.0 + MIN_SCALE_CHANGE), per_pair(ref.scale_sd))
         up = (z_up > Z_MARGIN) & (z_scale > Z_CRITICAL)
         down = (z_down < -Z_MARGIN) & (z_scale < -Z_CRITICAL)
         similar = feat["similarity"] >= SIMILAR_SINGLES
@@ -151,6 +154,30 @@ def decide(feat: dict[str, np.ndarray], ref: NullReference) -> np.ndarray:
     code = np.where(new, _CODE["neomorphism"], code)
     missing = ~np.isfinite(scale) | ~np.isfinite(feat["new_variance"])
     return np.where(missing, -1, code)
+
+
+def screen_reference(scale: np.ndarray, codes: np.ndarray) -> tuple[float, float] | None:
+    """The typical ``scale`` of the screen's additive pairs and its standard error, or ``None``.
+
+    A screen's response can saturate (or amplify) for every pair alike: then an additive pair's
+    double is systematically a little smaller (larger) than the sum of its singles, and the
+    interaction of a pair is its departure from that typical pair, as genetic-interaction screens
+    score a pair against the bulk of the screen's pairs. The typical value is the median
+    ``scale`` of the pairs a first pass (against 1) calls additive, used only when at least
+    :data:`~scgears._gi_rules.MIN_REFERENCE_PAIRS` are; its standard error (from the pairs'
+    spread) is added to each pair's null spread, and it is bounded to
+    ``1 +- MAX_REFERENCE_SHIFT`` so that a screen can never redefine additivity wholesale.
+    """
+    additive = np.isfinite(scale) & (codes == _CODE["additive"])
+    n = int(additive.sum())
+    if n < MIN_REFERENCE_PAIRS:
+        return None
+    values = scale[additive]
+    centre = float(np.median(values))
+    # s.e. of a median: sqrt(pi / 2) * sd / sqrt(n), with a robust sd
+    se = np.sqrt(np.pi / 2.0) * _MAD_TO_SD * float(np.median(np.abs(values - centre))) / np.sqrt(n)
+    centre = float(np.clip(centre, 1.0 - MAX_REFERENCE_SHIFT, 1.0 + MAX_REFERENCE_SHIFT))
+    return centre, se
 
 
 def call_pairs(
@@ -174,6 +201,18 @@ def call_pairs(
             with np.errstate(invalid="ignore"):
                 feat[name] = 2.0 * feat[name] - np.nanmedian(boot[name], axis=1)
     codes = decide(feat, ref)
+    raw_scale = feat["scale"].copy()
+    typical = screen_reference(feat["scale"], codes)
+    if typical is not None:
+        # the pairs against the screen's typical additive pair (see screen_reference)
+        # only the scale: a masked pair's double is one single, which a saturating response
+        # does not shrink as it shrinks a sum, so each gene's share k stays against 1
+        centre, se = typical
+        feat["scale"] = feat["scale"] / centre
+        if boot is not None:
+            boot["scale"] = boot["scale"] / centre
+        ref.scale_sd = np.hypot(ref.scale_sd, se) / centre
+        codes = decide(feat, ref)
     confidence = np.full(len(codes), np.nan)
     if boot is not None:
         for name in ("scale", "k1", "k2", "new_variance"):
@@ -181,12 +220,17 @@ def call_pairs(
                 shift = feat[name] - np.nanmedian(boot[name], axis=1)
             boot[name] = boot[name] + shift[:, None]
         replicate_codes = decide(boot, ref)
-        valid = codes >= 0
-        confidence[valid] = (replicate_codes[valid] == codes[valid, None]).mean(axis=1)
+        # replicates a pair did not score (NaN c1: stopped early, see _sequential_scores) are
+        # not votes
+        scored = np.isfinite(np.asarray(observed["c1"], dtype=np.float64))
+        agree = ((replicate_codes == codes[:, None]) & scored).sum(axis=1)
+        valid = (codes >= 0) & (scored.sum(axis=1) > 0)
+        confidence[valid] = agree[valid] / scored[valid].sum(axis=1)
     subtype = pd.Categorical.from_codes(codes, categories=list(SUBTYPES))
     z_scale = _z(feat["scale"] - 1.0, ref.scale_sd)
     summary = {
-        "scale": feat["scale"],
+        "scale": raw_scale,
+        "additive_scale": np.full(len(codes), 1.0 if typical is None else typical[0]),
         "scale_z": np.where(codes >= 0, z_scale, np.nan),
         "new_variance": feat["new_variance"],
         "masked_ratio": np.minimum(feat["k1"], feat["k2"]) / np.maximum(feat["k1"], feat["k2"]),

@@ -9,6 +9,8 @@ import numpy as np
 
 logger = logging.getLogger(__name__)
 
+#: Newton steps before the Weiszfeld iteration when Theil-Sen is started near its answer.
+NEWTON_STEPS = 2
 #: GEARS' Theil-Sen settings (``TheilSenRegressor(max_iter=1000)``; sklearn's default ``tol``).
 THEIL_SEN_MAX_ITER = 1000
 THEIL_SEN_TOL = 1.0e-3
@@ -104,20 +106,33 @@ def _gene_pairs(n: int, max_subpopulation: int, rng: np.random.Generator) -> np.
     return chosen[np.sort(keep)]
 
 
-def _scores(d_a: np.ndarray, d_b: np.ndarray, d_ab: np.ndarray, combos: np.ndarray) -> dict:
-    """GEARS' get_coeffs for a batch of pairs; inputs are (pairs, genes)."""
-    c1, c2 = theil_sen(np.stack([d_a, d_b], axis=-1), d_ab, combos).T
+def _scores(
+    d_a: np.ndarray,
+    d_b: np.ndarray,
+    d_ab: np.ndarray,
+    combos: np.ndarray,
+    *,
+    start: np.ndarray | None = None,
+    coefficients_only: bool = False,
+    coefficients: np.ndarray | None = None,
+) -> dict:
+    """GEARS' get_coeffs for a batch of pairs; inputs are (pairs, genes).
+
+    ``start`` (pairs, 2) starts Theil-Sen's spatial median there (see :func:`theil_sen`);
+    ``coefficients_only`` returns only ``c1``, ``c2`` and ``fit_residual`` (what the additive null
+    is read for), skipping the distance correlations; ``coefficients`` (pairs, 2), the fit when
+    it is already known.
+    """
+    if coefficients is None:
+        c1, c2 = theil_sen(np.stack([d_a, d_b], axis=-1), d_ab, combos, start=start).T
+    else:
+        c1, c2 = coefficients.T
+    if coefficients_only:
+        return {"c1": c1, "c2": c2, "fit_residual": _fit_residual(d_a, d_b, d_ab)}
     fit = c1[:, None] * d_a + c2[:, None] * d_b
     dcor = _distance_correlations(d_a, d_b, d_ab)
-    additive = d_a + d_b
+    residual = _fit_residual(d_a, d_b, d_ab)
     with np.errstate(divide="ignore", invalid="ignore"):
-        # what no combination of the singles explains: the least-squares residual (Theil-Sen
-        # may fit part of the genes and leave the rest), in units of the size of the additive
-        # expectation or of the fit, whichever is larger: noise stays small against a weak
-        # double, and a strong double's distortions are measured against its own size
-        residual = _least_squares_residual(d_a, d_b, d_ab) / np.maximum(
-            np.einsum("pn,pn->p", additive, additive), np.einsum("pn,pn->p", d_ab, d_ab)
-        )
         dominance = np.abs(np.log10(c1 / c2))
         eq_contr = np.minimum(dcor["first"], dcor["second"]) / np.maximum(
             dcor["first"], dcor["second"]
@@ -143,6 +158,19 @@ def _scores(d_a: np.ndarray, d_b: np.ndarray, d_ab: np.ndarray, combos: np.ndarr
     }
 
 
+def _fit_residual(d_a: np.ndarray, d_b: np.ndarray, d_ab: np.ndarray) -> np.ndarray:
+    """What no combination of the singles explains (see ``fit_residual``)."""
+    additive = d_a + d_b
+    with np.errstate(divide="ignore", invalid="ignore"):
+        # the least-squares residual (Theil-Sen may fit part of the genes and leave the rest), in
+        # units of the size of the additive expectation or of the fit, whichever is larger: noise
+        # stays small against a weak double, and a strong double's distortions are measured
+        # against its own size
+        return _least_squares_residual(d_a, d_b, d_ab) / np.maximum(
+            np.einsum("pn,pn->p", additive, additive), np.einsum("pn,pn->p", d_ab, d_ab)
+        )
+
+
 # --------------------------------------------------------------------------------------------
 # Theil-Sen and distance correlation for many problems at once
 
@@ -154,13 +182,16 @@ def theil_sen(
     *,
     max_iter: int = THEIL_SEN_MAX_ITER,
     tol: float = THEIL_SEN_TOL,
+    start: np.ndarray | None = None,
 ) -> np.ndarray:
     """Theil-Sen slopes without intercept on two features, for a batch of regressions.
 
     ``x`` is (problems, samples, 2) and ``y`` (problems, samples); ``combos`` (pairs of samples,
     2) defaults to all pairs of samples. Each problem's estimate is the spatial median of the
     exact solutions on the pairs of samples, as sklearn's ``TheilSenRegressor(fit_intercept=False,
-    max_iter=max_iter, tol=tol)`` computes it when it uses all pairs. Returns (problems, 2).
+    max_iter=max_iter, tol=tol)`` computes it when it uses all pairs. ``start`` (problems, 2)
+    replaces sklearn's start (the mean of the solutions): a replicate started at its pair's point
+    estimate converges to the same median (within ``tol``) in a few steps. Returns (problems, 2).
     """
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
@@ -172,7 +203,7 @@ def theil_sen(
     if combos is None:
         combos = np.array(list(combinations(range(x.shape[1]), 2)), dtype=np.int64)
     first, second = _pair_solutions(x[..., 0], x[..., 1], y, combos)
-    return _spatial_median(first, second, max_iter=max_iter, tol=tol)
+    return _spatial_median(first, second, max_iter=max_iter, tol=tol, start=start)
 
 
 def _pair_solutions(xa, xb, y, combos) -> tuple[np.ndarray, np.ndarray]:
@@ -181,36 +212,72 @@ def _pair_solutions(xa, xb, y, combos) -> tuple[np.ndarray, np.ndarray]:
     A pair whose matrix is singular to machine precision gets the minimum-norm solution (what
     LAPACK's ``gelss`` with ``rcond=-1`` returns in sklearn), an all-zero matrix gets zero.
     """
+    return _solve_pairs(_pair_systems(xa, xb, combos), y, combos)
+
+
+def _pair_systems(xa, xb, combos) -> tuple:
+    """What the pairs' 2x2 systems share whatever ``y`` is (so two targets solve once)."""
     i, j = combos[:, 0], combos[:, 1]
-    a1, a2, y_i = xa[:, i], xb[:, i], y[:, i]
-    b1, b2, y_j = xa[:, j], xb[:, j], y[:, j]
+    a1, a2 = xa[:, i], xb[:, i]
+    b1, b2 = xa[:, j], xb[:, j]
     det = a1 * b2 - a2 * b1
     frob = a1**2 + a2**2 + b1**2 + b2**2
     # singular values s1 >= s2 with s1 * s2 = |det| and s1**2 <= frob: s2 / s1 below machine
     # precision (gelss' rank cut-off) is |det| <= eps * s1**2, up to a factor 2 at the edge
     singular = np.abs(det) <= _EPS * frob
-    any_singular = bool(singular.any())
-    if any_singular:
+    if singular.any():
         det[singular] = 1.0
+        f = frob[singular]
+        # rank one: the pseudo-inverse is M^T / ||M||_F^2; rank zero: the solution is 0
+        pinv = np.where(f > 0, 1.0 / np.where(f > 0, f, 1.0), 0.0)
+    else:
+        singular, pinv = None, None
+    return a1, a2, b1, b2, det, singular, pinv
+
+
+def _solve_pairs(system, y, combos) -> tuple[np.ndarray, np.ndarray]:
+    a1, a2, b1, b2, det, singular, pinv = system
+    y_i, y_j = y[:, combos[:, 0]], y[:, combos[:, 1]]
     c1 = (y_i * b2 - a2 * y_j) / det
     c2 = (a1 * y_j - b1 * y_i) / det
-    if any_singular:
-        # rank one: the pseudo-inverse is M^T / ||M||_F^2; rank zero: the solution is 0
-        f = frob[singular]
-        scale = np.where(f > 0, 1.0 / np.where(f > 0, f, 1.0), 0.0)
-        c1[singular] = (a1[singular] * y_i[singular] + b1[singular] * y_j[singular]) * scale
-        c2[singular] = (a2[singular] * y_i[singular] + b2[singular] * y_j[singular]) * scale
+    if singular is not None:
+        c1[singular] = (a1[singular] * y_i[singular] + b1[singular] * y_j[singular]) * pinv
+        c2[singular] = (a2[singular] * y_i[singular] + b2[singular] * y_j[singular]) * pinv
     return c1, c2
 
 
-def _spatial_median(px: np.ndarray, py: np.ndarray, *, max_iter: int, tol: float) -> np.ndarray:
+def theil_sen_targets(
+    x, targets, combos, starts, *, max_iter=THEIL_SEN_MAX_ITER, tol=THEIL_SEN_TOL
+):
+    """:func:`theil_sen` of several targets on the same ``x`` (the pairs' systems solved once)."""
+    x = np.asarray(x, dtype=np.float64)
+    system = _pair_systems(x[..., 0], x[..., 1], combos)
+    return [
+        _spatial_median(
+            *_solve_pairs(system, np.asarray(y, dtype=np.float64), combos),
+            max_iter=max_iter,
+            tol=tol,
+            start=start,
+        )
+        for y, start in zip(targets, starts, strict=True)
+    ]
+
+
+def _spatial_median(
+    px: np.ndarray, py: np.ndarray, *, max_iter: int, tol: float, start: np.ndarray | None = None
+) -> np.ndarray:
     """Spatial median of each problem's 2-d points (coordinates ``px``, ``py``: problems x n).
 
     sklearn's modified Weiszfeld iteration: each problem starts at the mean of its points and
     stops after its own first step shorter than ``tol``, so the result is what sklearn's
     ``_spatial_median`` returns for that problem alone. Returns (problems, 2).
     """
-    result = np.stack([px.mean(axis=1), py.mean(axis=1)], axis=1)
+    if start is None:
+        result = np.stack([px.mean(axis=1), py.mean(axis=1)], axis=1)
+    else:
+        # Newton steps from a start near the median converge quadratically where Weiszfeld's
+        # converge linearly; the Weiszfeld iteration below then stops as sklearn's does
+        result = _newton_steps(px, py, np.array(start, dtype=np.float64), NEWTON_STEPS)
     active = np.arange(px.shape[0])
     median = result.copy()
     tol_sq = tol**2
@@ -231,6 +298,33 @@ def _spatial_median(px: np.ndarray, py: np.ndarray, *, max_iter: int, tol: float
             len(active),
         )
     return result
+
+
+def _newton_steps(px: np.ndarray, py: np.ndarray, median: np.ndarray, steps: int) -> np.ndarray:
+    """Newton steps on the sum of distances to the points.
+
+    The gradient is ``-sum(u_i)`` and the Hessian ``sum((I - u_i u_i^T) / r_i)`` (``u_i`` the unit
+    vectors to the points, ``r_i`` their distances), skipping points within machine precision of
+    the median; a problem whose step is not finite or whose Hessian is singular keeps its median.
+    """
+    for _ in range(steps):
+        dx = px - median[:, :1]
+        dy = py - median[:, 1:]
+        r = np.sqrt(dx * dx + dy * dy)
+        w = np.where(r >= _EPS, 1.0 / np.maximum(r, _EPS), 0.0)
+        ux, uy = dx * w, dy * w
+        gx, gy = -ux.sum(axis=1), -uy.sum(axis=1)
+        hxx = np.einsum("pn,pn->p", uy * uy, w)
+        hyy = np.einsum("pn,pn->p", ux * ux, w)
+        hxy = -np.einsum("pn,pn->p", ux * uy, w)
+        det = hxx * hyy - hxy * hxy
+        ok = det > _EPS * np.maximum(hxx * hyy, _EPS)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            sx = -(hyy * gx - hxy * gy) / det
+            sy = -(hxx * gy - hxy * gx) / det
+        ok &= np.isfinite(sx) & np.isfinite(sy)
+        median = median + np.where(ok[:, None], np.stack([sx, sy], axis=1), 0.0)
+    return median
 
 
 def _weiszfeld_step(px: np.ndarray, py: np.ndarray, median: np.ndarray) -> np.ndarray:
