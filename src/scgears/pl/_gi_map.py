@@ -13,6 +13,7 @@ import pandas as pd
 
 from .._checks import preview
 from .._conditions import as_condition, condition_genes
+from .._docs import doc_params
 from .._gi_rules import SUBTYPE_RULES, SUBTYPES
 from ._utils import check_save, finish, new_axes
 
@@ -32,6 +33,7 @@ MARKED_SUBTYPES = {
 NO_DATA_COLOR = "0.72"
 
 
+@doc_params
 def gi_map(
     gi: pd.DataFrame,
     *,
@@ -88,11 +90,7 @@ def gi_map(
         Area of the subtype markers in points² (default: scaled to the cell size).
     ax
         Axes to draw on; by default a new square figure is made.
-    show
-        Show the figure. ``None`` (default) shows it when this function made the figure
-        (``ax=None``) and ``save`` is not given; otherwise it is left open for the caller.
-    save
-        File path to save the figure to (format from the suffix), with ``bbox_inches="tight"``.
+    {doc_show_save}
 
     Returns
     -------
@@ -225,20 +223,7 @@ def _draw_heatmap(ax, fig, matrix: np.ndarray, panel: list[str], *, vmax, cmap: 
         interpolation="nearest",
         aspect="equal",
     )
-    n = len(panel)
-    ax.set_xticks(np.arange(n))
-    ax.set_yticks(np.arange(n))
-    fontsize = max(3.0, min(10.0, 0.6 * _cell_points(ax, n)))
-    ax.set_xticklabels(panel, rotation=90, fontsize=fontsize)
-    ax.set_yticklabels(panel, fontsize=fontsize)
-    ax.tick_params(length=0)
-    # thin white grid between cells
-    ax.set_xticks(np.arange(n + 1) - 0.5, minor=True)
-    ax.set_yticks(np.arange(n + 1) - 0.5, minor=True)
-    ax.grid(which="minor", color="white", linewidth=0.5)
-    ax.tick_params(which="minor", length=0)
-    for spine in ax.spines.values():
-        spine.set_visible(False)
+    _grid_axes(ax, panel)
     colorbar = fig.colorbar(image, ax=ax, fraction=0.046, pad=0.03, shrink=0.8)
     colorbar.set_label("magnitude (> 1 synergy, < 1 suppression)")
 
@@ -342,18 +327,7 @@ def _draw_subtypes(ax, pairs: pd.DataFrame, panel: list[str]) -> None:
         blended[3] = 1.0
         image[where[a], where[b]] = image[where[b], where[a]] = blended
     ax.imshow(image, interpolation="nearest", aspect="equal")
-    ax.set_xticks(np.arange(n))
-    ax.set_yticks(np.arange(n))
-    fontsize = max(3.0, min(10.0, 0.6 * _cell_points(ax, n)))
-    ax.set_xticklabels(panel, rotation=90, fontsize=fontsize)
-    ax.set_yticklabels(panel, fontsize=fontsize)
-    ax.tick_params(length=0)
-    ax.set_xticks(np.arange(n + 1) - 0.5, minor=True)
-    ax.set_yticks(np.arange(n + 1) - 0.5, minor=True)
-    ax.grid(which="minor", color="white", linewidth=0.5)
-    ax.tick_params(which="minor", length=0)
-    for spine in ax.spines.values():
-        spine.set_visible(False)
+    _grid_axes(ax, panel)
     handles = [Patch(facecolor=SUBTYPE_RULES[s].color, edgecolor="0.6", label=s) for s in SUBTYPES]
     handles.append(Patch(facecolor=NO_DATA_COLOR, label="no data"))
     note = (
@@ -372,3 +346,20 @@ def _draw_subtypes(ax, pairs: pd.DataFrame, panel: list[str]) -> None:
         title_fontsize="x-small",
         alignment="left",
     )
+
+
+def _grid_axes(ax, panel: list[str]) -> None:
+    """Gene names on both axes (sized to the cells) and a thin white grid between cells."""
+    n = len(panel)
+    ax.set_xticks(np.arange(n))
+    ax.set_yticks(np.arange(n))
+    fontsize = max(3.0, min(10.0, 0.6 * _cell_points(ax, n)))
+    ax.set_xticklabels(panel, rotation=90, fontsize=fontsize)
+    ax.set_yticklabels(panel, fontsize=fontsize)
+    ax.tick_params(length=0)
+    ax.set_xticks(np.arange(n + 1) - 0.5, minor=True)
+    ax.set_yticks(np.arange(n + 1) - 0.5, minor=True)
+    ax.grid(which="minor", color="white", linewidth=0.5)
+    ax.tick_params(which="minor", length=0)
+    for spine in ax.spines.values():
+        spine.set_visible(False)

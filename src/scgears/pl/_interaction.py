@@ -10,6 +10,7 @@ from anndata import AnnData
 
 from .._checks import preview
 from .._conditions import as_condition
+from .._docs import doc_params
 from .._gi_rules import SUBTYPE_RULES
 from ._utils import check_save, finish, new_axes
 
@@ -19,6 +20,7 @@ logger = logging.getLogger(__name__)
 ADDITIVE_GENE_COLOR = "0.7"
 
 
+@doc_params
 def interaction(
     genes: AnnData,
     pair: str,
@@ -50,11 +52,7 @@ def interaction(
         Most non-additive genes to name.
     ax
         Axes to draw on; by default a new figure is made.
-    show
-        Show the figure. ``None`` (default) shows it when this function made the figure
-        (``ax=None``) and ``save`` is not given.
-    save
-        File path to save the figure to (format from the suffix).
+    {doc_show_save}
 
     Returns
     -------

@@ -13,6 +13,7 @@ from .._anndata import get_conditions
 from .._checks import preview
 from .._conditions import as_condition
 from .._constants import CONDITION_KEY, CONTROL, DE_KEY
+from .._docs import doc_params
 from .._matrix import expression_matrix, read_rows
 from ._utils import (
     check_profiles,
@@ -32,6 +33,7 @@ _BASELINE_MARKERS = ("D", "s", "^", "v", "P", "X", "<", ">")
 _BASELINE_COLORS = ("#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
 
 
+@doc_params
 def perturbation(
     adata: AnnData,
     predicted: AnnData | None,
@@ -80,11 +82,7 @@ def perturbation(
         the prediction was trained on.
     ax
         Axes to draw on; by default a new figure is made.
-    show
-        Show the figure. ``None`` (default) shows it when this function made the figure
-        (``ax=None``) and ``save`` is not given; otherwise it is left open for the caller.
-    save
-        File path to save the figure to (format from the suffix), with ``bbox_inches="tight"``.
+    {doc_show_save}
 
     Returns
     -------
