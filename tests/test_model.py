@@ -13,21 +13,16 @@ from scgears._conditions import condition_genes
 GEARS = sg.model.GEARS
 
 
-def _prepared(adata, *, seed=1, graph_genes=None):
-    sg.pp.register_perturbations(adata, "perturbation_name")
-    sg.pp.rank_perturbation_genes(adata)
-    sg.pp.split_perturbations(adata, kind="simulation", seed=seed)
-    sg.pp.coexpression_graph(adata)
-    sg.pp.perturbation_graph(adata, genes=graph_genes)
-    return adata
-
-
 @pytest.fixture(scope="module")
-def screen():
-    adata = sg.datasets.simulate_screen(
-        n_genes=150, n_perturbed_genes=12, n_doubles=12, n_cells_per_condition=20, seed=3
+def screen(prepared_screen):
+    return prepared_screen(
+        n_genes=150,
+        n_perturbed_genes=12,
+        n_doubles=12,
+        n_cells_per_condition=20,
+        seed=3,
+        graph_genes=["TP53"],
     )
-    return _prepared(adata, graph_genes=["TP53"])
 
 
 @pytest.fixture(scope="module")
