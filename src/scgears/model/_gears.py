@@ -232,14 +232,7 @@ class GEARS(TrainMixin, ModelIOMixin, UnsupervisedTrainingMixin, BaseModelClass)
             module.measured_row[node[gene]] = k
         if adata is None:
             return
-        args = self.adata_manager.registry["setup_args"]
-        prior = measured_prior(
-            adata,
-            condition_key=args["condition_key"],
-            split_key=args["split_key"],
-            layer=args["layer"],
-            seen_genes=graphs.seen_genes,
-        )
+        prior = measured_prior(self._statistics, adata.var_names, graphs.seen_genes)
         module.measured_effect.copy_(torch.as_tensor(prior.single_effect))
         module.single_mean_effect.copy_(torch.as_tensor(prior.single_mean))
         module.on_target_change.fill_(prior.on_target)

@@ -9,16 +9,14 @@ from the training cells (``train`` and ``val`` conditions, never ``test``).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
-from anndata import AnnData
 
-from .._anndata import get_conditions
 from .._conditions import condition_genes
 from .._constants import CONTROL
-from .._matrix import expression_matrix, group_stats
+from ._data import SplitStatistics
 
 
 @dataclass
@@ -41,26 +39,21 @@ class MeasuredPrior:
 
 
 def measured_prior(
-    adata: AnnData,
-    *,
-    condition_key: str,
-    split_key: str,
-    layer: str | None,
-    seen_genes: np.ndarray,
+    statistics: SplitStatistics, var_names: Sequence[str], seen_genes: np.ndarray
 ) -> MeasuredPrior:
-    """Compute :class:`MeasuredPrior` from the ``train`` and ``val`` cells of ``adata``.
+    """Compute :class:`MeasuredPrior` from the ``train`` and ``val`` cells' statistics.
 
-    ``seen_genes`` (the model's vocabulary of genes with a training single) fixes the order of
-    ``single_effect``.
+    ``statistics`` is the model's one pass over ``X``: no cell is read again. ``seen_genes`` (the
+    model's vocabulary of genes with a training single) fixes the order of ``single_effect``.
     """
-    conditions = get_conditions(adata, condition_key)
-    labels = pd.Index(conditions.categories)
-    split = adata.obs[split_key].astype(str).to_numpy()
-    codes = np.where(np.isin(split, ("train", "val")), np.asarray(conditions.codes), -1)
-    stats = group_stats(expression_matrix(adata, layer), codes, labels)
-    means = stats.means.astype(np.float64)
-    control = means[stats.loc(CONTROL)]
-    has_cells = stats.n_cells > 0
+    labels = statistics.conditions
+    n_cells = statistics.n_cells("train") + statistics.n_cells("val")
+    sums = statistics.stats.sums[statistics.rows("train")]
+    sums = sums + statistics.stats.sums[statistics.rows("val")]
+    has_cells = n_cells > 0
+    means = np.zeros_like(sums, dtype=np.float64)
+    means[has_cells] = sums[has_cells] / n_cells[has_cells, None]
+    control = means[statistics.control_code]
     expressed = (means[has_cells] != 0).any(axis=0)
 
     single_row = {
@@ -79,7 +72,7 @@ def measured_prior(
     single_effect = means[rows] - control if rows else np.zeros((0, n_genes))
     single_mean = single_effect.mean(axis=0) if rows else np.zeros(n_genes)
 
-    column = {g: j for j, g in enumerate(np.asarray(adata.var_names).astype(str))}
+    column = {g: j for j, g in enumerate(np.asarray(var_names).astype(str))}
     changes = [
         means[i, column[g]] - control[column[g]]
         for i, label in enumerate(labels)
