@@ -23,8 +23,9 @@ from ..._gi_rules import GI_THRESHOLDS, SUBTYPE_RULES, paper_call
 from ..._matrix import expression_matrix, group_stats
 from ..._profiles import is_profiles, measured_profiles
 from ._bootstrap import FIRST_STAGE, cell_replicates, replicate_scores, uncertainty_replicates
-from ._calls import call_pairs
+from ._calls import call_cross_fitted, call_pairs
 from ._genes import nonadditive_table
+from ._moments import cross_fitted_features
 from ._statistics import _informative_genes, _score_pairs
 
 logger = logging.getLogger(__name__)
@@ -262,6 +263,20 @@ def genetic_interactions(
     scores = _score_pairs(delta, first, second, double, gene_sets, max_subpopulation, seed)
     scores["n_fit_genes"][invalid] = 0
 
+    cross = None
+    if from_cells and gene_mask is None and n_bootstrap >= 2:
+        # from cells the calls rest on cross-fitted, noise-corrected features (see _moments)
+        cross = cross_fitted_features(
+            data,
+            [(*condition_genes(p), p) for p in pair_labels],
+            own,
+            (scores["n_fit_genes"] >= 3) & ~invalid,
+            n_top=n_top_genes,
+            n_bootstrap=n_bootstrap,
+            seed=seed,
+            layer=layer,
+            condition_key=condition_key,
+        )
     noise_model, observed, null = _replicates(
         data,
         profiles,
@@ -275,8 +290,12 @@ def genetic_interactions(
         max_subpopulation=max_subpopulation,
         point=scores,
         progress_bar=progress_bar,
+        staged=cross is None,
     )
-    subtype, confidence, summary = call_pairs(scores, observed, null)
+    if cross is not None:
+        subtype, confidence, summary = call_cross_fitted(*cross, scores["dcor_singles_bc"])
+    else:
+        subtype, confidence, summary = call_pairs(scores, observed, null)
 
     table = pd.DataFrame(scores, index=pd.Index(pair_labels, name="pair"))
     table.insert(0, "gene_b", [condition_genes(p)[1] for p in pair_labels])
@@ -355,8 +374,13 @@ def _replicates(
     max_subpopulation,
     point,
     progress_bar,
+    staged=True,
 ):
-    """Replicate scores (observed, null) from the cells or the prediction's uncertainty."""
+    """Replicate scores (observed, null) from the cells or the prediction's uncertainty.
+
+    ``staged``: stop early the pairs whose first replicates agree (see ``_sequential_scores``);
+    without it every pair gets all replicates (the intervals when the calls come from elsewhere).
+    """
     has_uncertainty = "uncertainty" in profiles.layers
     if n_bootstrap == 0 or not (from_cells or has_uncertainty):
         return "none", None, None
@@ -386,15 +410,26 @@ def _replicates(
         gene_sets[i] if len(gene_sets[i]) >= 3 else np.array([], int)
         for i in range(len(pair_labels))
     ]
-    observed, null = _sequential_scores(
-        reps,
-        triples,
-        sets,
-        point,
-        max_subpopulation=max_subpopulation,
-        random_state=seed,
-        progress_bar=progress_bar,
-    )
+    if staged:
+        observed, null = _sequential_scores(
+            reps,
+            triples,
+            sets,
+            point,
+            max_subpopulation=max_subpopulation,
+            random_state=seed,
+            progress_bar=progress_bar,
+        )
+    else:
+        observed, null = replicate_scores(
+            reps,
+            triples,
+            sets,
+            start=np.stack([point["c1"], point["c2"]], axis=1),
+            max_subpopulation=max_subpopulation,
+            random_state=seed,
+            progress_bar=progress_bar,
+        )
     if not observed:
         return "none", None, None
     return noise_model, observed, null

@@ -28,6 +28,7 @@ sizes decide.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -200,6 +201,39 @@ def call_pairs(
         for name in ("scale", "k1", "k2"):
             with np.errstate(invalid="ignore"):
                 feat[name] = 2.0 * feat[name] - np.nanmedian(boot[name], axis=1)
+    scored = None if observed is None else np.isfinite(np.asarray(observed["c1"], float))
+    return _finish(feat, boot, ref, scored)
+
+
+def call_cross_fitted(
+    point: dict[str, np.ndarray], boot: dict[str, np.ndarray], similarity: np.ndarray
+) -> tuple[pd.Categorical, np.ndarray, dict[str, np.ndarray]]:
+    """Calls from the cross-fitted, noise-corrected features of cells (``_moments``).
+
+    Those features are 1 (``scale``, ``k1``, ``k2``) and 0 (``new_variance``) for an additive
+    pair whatever the noise, so the reference is the exact additive pair and the spread is the
+    bootstrap's (the replicates repeat the whole procedure, the choice of genes included).
+    """
+    feat = dict(point) | {"similarity": np.asarray(similarity, dtype=np.float64)}
+    replicates = dict(boot) | {"similarity": feat["similarity"][:, None]}
+    n = len(feat["scale"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows (pairs not scored)
+        ref = NullReference(
+            c1=np.ones(n),
+            c2=np.ones(n),
+            scale_sd=_robust_sd(replicates["scale"]),
+            k1_sd=_robust_sd(replicates["k1"]),
+            k2_sd=_robust_sd(replicates["k2"]),
+            unexplained=np.zeros(n),
+            unexplained_sd=_robust_sd(replicates["new_variance"]),
+        )
+    scored = np.isfinite(replicates["scale"])
+    return _finish(feat, replicates, ref, scored)
+
+
+def _finish(feat, boot, ref, scored):
+    """Calls of the features (against the screen's typical pair when there is one), confidence."""
     codes = decide(feat, ref)
     raw_scale = feat["scale"].copy()
     typical = screen_reference(feat["scale"], codes)
@@ -222,7 +256,6 @@ def call_pairs(
         replicate_codes = decide(boot, ref)
         # replicates a pair did not score (NaN c1: stopped early, see _sequential_scores) are
         # not votes
-        scored = np.isfinite(np.asarray(observed["c1"], dtype=np.float64))
         agree = ((replicate_codes == codes[:, None]) & scored).sum(axis=1)
         valid = (codes >= 0) & (scored.sum(axis=1) > 0)
         confidence[valid] = agree[valid] / scored[valid].sum(axis=1)
