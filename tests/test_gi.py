@@ -597,3 +597,61 @@ def test_pairs_are_compared_with_the_screens_typical_additive_pair():
     alone = sg.tl.genetic_interactions(saturating, [pair], n_bootstrap=40, key_added=None)
     assert alone.loc[pair, "additive_scale"] == 1.0
     assert alone.loc[pair, "subtype"] == "additive"
+
+
+# --------------------------------------------------------------------------------------------
+# Calls from cells: cross-fitted, noise-corrected features
+
+
+def _weak_cells(n_cells: int, factor: float, seed: int = 0, n_genes: int = 200):
+    """Gaussian cells of control, A, B and A+B = factor (A + B) with weak, noisy singles."""
+    rng = np.random.default_rng(seed)
+    d_a = np.zeros(n_genes)
+    d_b = np.zeros(n_genes)
+    d_a[rng.choice(n_genes, 30, replace=False)] = rng.normal(0.0, 0.25, 30)
+    d_b[rng.choice(n_genes, 30, replace=False)] = rng.normal(0.0, 0.25, 30)
+    base = rng.uniform(1.0, 2.0, n_genes)
+    means = {"control": base, "A": base + d_a, "B": base + d_b, "A+B": base + factor * (d_a + d_b)}
+    blocks, labels = [], []
+    for label, mean in means.items():
+        n = 4 * n_cells if label == "control" else n_cells
+        blocks.append(mean + rng.normal(0.0, 0.5, (n, n_genes)))
+        labels += [label] * n
+    adata = ad.AnnData(
+        np.concatenate(blocks).astype(np.float32),
+        obs=pd.DataFrame({"perturbation_name": labels}, index=[f"c{i}" for i in range(len(labels))]),
+        var=pd.DataFrame(index=[f"g{i}" for i in range(n_genes)]),
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # A and B are not genes
+        sg.pp.register_perturbations(adata, "perturbation_name", control="control")
+    return adata
+
+
+def test_cell_calls_are_not_shrunk_by_noisy_singles():
+    # weak singles measured on 40 cells: Theil-Sen's coefficients are shrunk towards 0 (errors in
+    # variables, genes chosen on the same noisy means); the call's scale is not
+    scales, calls = [], []
+    for seed in range(3):
+        gi = sg.tl.genetic_interactions(_weak_cells(40, 1.0, seed), n_bootstrap=50)
+        scales.append(gi.loc["A+B", "scale"])
+        calls.append(gi.loc["A+B", "subtype"])
+        assert gi.loc["A+B", "mag"] / np.sqrt(2) < 0.9  # the GEARS score is shrunk
+        assert 0.0 <= gi.loc["A+B", "confidence"] <= 1.0
+    assert calls == ["additive"] * 3
+    assert abs(np.mean(scales) - 1.0) < 0.1, scales
+    gi = sg.tl.genetic_interactions(_weak_cells(40, 1.8, 5), n_bootstrap=50)
+    assert gi.loc["A+B", "subtype"] == "synergy"
+    assert gi.loc["A+B", "scale"] > 1.4
+
+
+def test_cell_calls_are_reproducible_and_fall_back_with_few_cells():
+    adata = _weak_cells(40, 1.8, 5)
+    first = sg.tl.genetic_interactions(adata, n_bootstrap=20, seed=3)
+    again = sg.tl.genetic_interactions(adata, n_bootstrap=20, seed=3)
+    pd.testing.assert_frame_equal(first, again)
+    # 5 cells per condition cannot be split in two halves of 3: the additive-null calls instead
+    few = _weak_cells(5, 1.0, 1)
+    gi = sg.tl.genetic_interactions(few, n_bootstrap=20)
+    assert gi.loc["A+B", "subtype"] in {"additive", "synergy", "suppression", "neomorphism",
+                                        "redundancy", "epistasis"}

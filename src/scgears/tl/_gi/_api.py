@@ -429,6 +429,7 @@ def _replicates(
             max_subpopulation=max_subpopulation,
             random_state=seed,
             progress_bar=progress_bar,
+            with_null=False,
         )
     if not observed:
         return "none", None, None

@@ -143,6 +143,7 @@ def replicate_scores(
     start: np.ndarray | None = None,
     rows: slice = slice(None),
     progress_bar: bool = False,
+    with_null: bool = True,
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Scores of every pair on every replicate, observed and under the additive null.
 
@@ -151,7 +152,8 @@ def replicate_scores(
     replicates' Theil-Sen iteration starts (the null's starts at the additive ``(1, 1)``): a
     replicate is a small perturbation of its pair, so it converges in a few steps. The null is
     scored only on what the calls read of it (``c1``, ``c2``, ``fit_residual``). ``rows`` picks
-    the replicates scored (a replicate is the same whichever rows are asked for).
+    the replicates scored (a replicate is the same whichever rows are asked for); without
+    ``with_null`` the null is not scored (its dict stays empty).
     Returns two dicts of (pairs, rows) arrays (NaN for pairs with fewer than 3 genes).
     """
     from tqdm.auto import tqdm
@@ -190,13 +192,14 @@ def replicate_scores(
                 first = None if start is None else np.repeat(start[idx], n_boot, axis=0)
                 additive = np.ones((len(d_a), 2))
                 d_ab, d_null = np.concatenate(d_ab), np.concatenate(d_null)
-                fits = theil_sen_targets(
-                    np.stack([d_a, d_b], axis=-1), (d_ab, d_null), combos, (first, additive)
-                )
-                for target, d_y, fit, only in (
-                    (observed, d_ab, fits[0], False),
-                    (null, d_null, fits[1], True),
-                ):
+                targets, starts = ((d_ab, d_null), (first, additive))
+                if not with_null:
+                    targets, starts = targets[:1], starts[:1]
+                fits = theil_sen_targets(np.stack([d_a, d_b], axis=-1), targets, combos, starts)
+                outputs = [(observed, d_ab, fits[0], False)]
+                if with_null:
+                    outputs.append((null, d_null, fits[1], True))
+                for target, d_y, fit, only in outputs:
                     scores = _scores(
                         d_a, d_b, d_y, combos, coefficients=fit, coefficients_only=only
                     )

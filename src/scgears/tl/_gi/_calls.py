@@ -146,6 +146,12 @@ def decide(feat: dict[str, np.ndarray], ref: NullReference) -> np.ndarray:
             & (z_min < -Z_CRITICAL)
             & (k_max <= 1.0 + MIN_SCALE_CHANGE)
         )
+    if "along" in feat:
+        # a pair both scaled and with a residual is named by the larger departure: a synergy whose
+        # amplified response is a little distorted stays synergy, new genes on top of an
+        # additive (or scaled) response of smaller size are neomorphism
+        with np.errstate(invalid="ignore"):
+            new = new & ~((up | down) & (feat["along"] > feat["new_variance"]))
     code = np.full(shape, _CODE["additive"], dtype=np.int64)
     # the first rule that holds wins, so the order below is the precedence
     code = np.where(~similar & down, _CODE["suppression"], code)
@@ -249,7 +255,9 @@ def _finish(feat, boot, ref, scored):
         codes = decide(feat, ref)
     confidence = np.full(len(codes), np.nan)
     if boot is not None:
-        for name in ("scale", "k1", "k2", "new_variance"):
+        for name in ("scale", "k1", "k2", "new_variance", "along"):
+            if name not in boot:
+                continue
             with np.errstate(invalid="ignore"):
                 shift = feat[name] - np.nanmedian(boot[name], axis=1)
             boot[name] = boot[name] + shift[:, None]

@@ -22,9 +22,12 @@ Features (1, 1, 1, 0 for an additive pair whatever the noise):
 
 ``scale``  ``<y, s> / <s, s>`` with ``s = a + b``: the double's size along the sum of its singles.
 ``k1, k2`` the least-squares ``c1, c2`` of ``y`` on ``a, b`` (each gene's share).
-``new_variance``  the least-squares residual over ``max(<s, s>, <y, y>)``: what no combination of
-                  the singles explains, in units of the larger of the additive and the observed
-                  effect.
+``new_variance``  the least-squares residual over ``max(<s, s>, <y, y>, noise of <y, y>)``: what
+                  no combination of the singles explains, in units of the larger of the additive
+                  and the observed effect.
+``along``         ``(scale - 1)**2 <s, s>`` in the same units: the departure from additivity
+                  along the singles' sum (a synergy's or suppression's), to weigh against
+                  ``new_variance`` when a pair shows both.
 
 A seeded bootstrap resamples the cells within each half and repeats everything, the choice of
 genes included, so the replicates carry the spread of the whole procedure.
@@ -49,7 +52,7 @@ MIN_CELLS = 6
 #: genes are searched among the candidates of the point estimate.
 CANDIDATE_FACTOR = 4
 
-FEATURES = ("scale", "k1", "k2", "new_variance")
+FEATURES = ("scale", "k1", "k2", "new_variance", "along")
 
 
 def _rng(seed: int, condition: str, purpose: int) -> np.random.Generator:
@@ -194,10 +197,13 @@ def _pair_features(ctrl, rep_a, rep_b, rep_ab, variances, excluded, n_top) -> di
     for pick in (0, 1):
         use = 1 - pick
         d = {k: m[:, pick] - ctrl[:, pick] for k, m in (("a", rep_a), ("b", rep_b), ("y", rep_ab))}
+        # the scores' genes (top |delta| of A, B and A+B) and the top genes of the departure from
+        # additivity, where new genes (neomorphism) show even when the singles' genes are larger
         mask = (
             _top_mask(d["a"], n_top, excluded)
             | _top_mask(d["b"], n_top, excluded)
             | _top_mask(d["y"], n_top, excluded)
+            | _top_mask(d["y"] - d["a"] - d["b"], n_top, excluded)
         ).astype(np.float64)
         a = rep_a[:, use] - ctrl[:, use]
         b = rep_b[:, use] - ctrl[:, use]
@@ -216,15 +222,24 @@ def _pair_features(ctrl, rep_a, rep_b, rep_ab, variances, excluded, n_top) -> di
     r_b = sums["by"] - sums["vc"]
     r_yy = sums["yy"] - sums["vy"] - sums["vc"]
     s_ss = m_aa + m_bb + 2.0 * m_ab
+    # the noise expected in y's sum of squares: a floor under the units of new_variance, so that
+    # a double whose singles show nothing measurable is judged against its noise, not against 0
+    noise = sums["vy"] + sums["vc"]
     with np.errstate(invalid="ignore", divide="ignore"):
-        positive = (s_ss > 0) & (m_aa > 0) & (m_bb > 0)
-        scale = np.where(positive, (r_a + r_b) / s_ss, np.nan)
+        # neither single measurable: nothing to scale (1), the double can still be new
+        measured = s_ss > 0
+        scale = np.where(measured, (r_a + r_b) / np.where(measured, s_ss, 1.0), 1.0)
         det = m_aa * m_bb - m_ab**2
-        # (near-)collinear singles: only the sum is identified, each share is the scale
-        regular = det > 1e-3 * m_aa * m_bb
-        c1 = np.where(regular, (m_bb * r_a - m_ab * r_b) / det, scale)
-        c2 = np.where(regular, (m_aa * r_b - m_ab * r_a) / det, scale)
-        explained = np.where(regular, c1 * r_a + c2 * r_b, scale * (r_a + r_b))
+        # a single without a measurable effect, or (near-)collinear singles: only the sum is
+        # identified, each share is the scale
+        regular = (m_aa > 0) & (m_bb > 0) & (det > 1e-3 * m_aa * m_bb)
+        safe = np.where(regular, det, 1.0)
+        c1 = np.where(regular, (m_bb * r_a - m_ab * r_b) / safe, scale)
+        c2 = np.where(regular, (m_aa * r_b - m_ab * r_a) / safe, scale)
+        explained = np.where(regular, c1 * r_a + c2 * r_b, np.where(measured, scale * (r_a + r_b), 0.0))
         residual = r_yy - explained
-        new_variance = np.where(positive, residual / np.maximum(s_ss, r_yy), np.nan)
-    return {"scale": scale, "k1": c1, "k2": c2, "new_variance": new_variance}
+        units = np.maximum(np.maximum(s_ss, r_yy), noise)
+        new_variance = residual / units
+        # the departure from additivity along the singles' sum, in the same units
+        along = np.where(measured, (scale - 1.0) ** 2 * np.maximum(s_ss, 0.0) / units, 0.0)
+    return {"scale": scale, "k1": c1, "k2": c2, "new_variance": new_variance, "along": along}
