@@ -94,7 +94,13 @@ def genetic_interactions(
         additive pair (their median ``scale``, bounded to 0.8-1.2, column ``additive_scale``;
         1 otherwise), so a pair's call then depends on the screen it is scored with. The rules,
         in order of precedence, and their reasons are in the docs (*Metrics*, genetic
-        interactions); the numbers live in ``scgears._gi_rules``. ``confidence`` is the share of
+        interactions); the numbers live in ``scgears._gi_rules``. From cells (the default gene
+        rule, at least 6 cells per condition) the features are cross-fitted and noise-corrected
+        instead: each condition's cells are split in two halves, the genes are chosen on one and
+        the moments taken on the other, and each half's variance of its mean is subtracted, so
+        an additive pair has ``scale`` 1 and ``new_variance`` 0 however noisy its singles; their
+        significance is judged against the bootstrap's spread of the same procedure. A pair both
+        scaled and with a residual is named by the larger departure. ``confidence`` is the share of
         the replicates that give the same call. ``scale`` (1 = additive against the pair's own
         null), ``scale_z`` (against ``additive_scale``), ``new_variance`` and ``masked_ratio``
         are the features behind the call.

@@ -197,13 +197,11 @@ def _pair_features(ctrl, rep_a, rep_b, rep_ab, variances, excluded, n_top) -> di
     for pick in (0, 1):
         use = 1 - pick
         d = {k: m[:, pick] - ctrl[:, pick] for k, m in (("a", rep_a), ("b", rep_b), ("y", rep_ab))}
-        # the scores' genes (top |delta| of A, B and A+B) and the top genes of the departure from
-        # additivity, where new genes (neomorphism) show even when the singles' genes are larger
+        # the scores' genes: the top |delta| of A, B and A+B
         mask = (
             _top_mask(d["a"], n_top, excluded)
             | _top_mask(d["b"], n_top, excluded)
             | _top_mask(d["y"], n_top, excluded)
-            | _top_mask(d["y"] - d["a"] - d["b"], n_top, excluded)
         ).astype(np.float64)
         a = rep_a[:, use] - ctrl[:, use]
         b = rep_b[:, use] - ctrl[:, use]
