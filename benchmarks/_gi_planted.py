@@ -9,7 +9,7 @@ singles are correlated as in real screens); each double's log-fold effect is bui
 singles' by the definitions of the subtypes (Norman et al. 2019, GEARS; docs/metrics.md):
 
 ``additive``     ``l_AB = l_A + l_B``
-``synergy``      ``l_AB = f (l_A + l_B)``, ``f`` in ``synergy`` (stronger, in the singles' direction)
+``synergy``      ``l_AB = f (l_A + l_B)``, ``f`` in ``synergy`` (stronger, same direction)
 ``suppression``  ``l_AB = f (l_A + l_B)``, ``f`` in ``suppression`` (weaker, both contributing)
 ``neomorphism``  ``l_AB = l_A + l_B + r``, ``r`` on genes neither single changes, of norm
                  ``neo * ||l_A + l_B||``
@@ -143,7 +143,9 @@ def planted_screen(
     x.data = np.log1p(x.data)
     adata = AnnData(
         X=x.astype(np.float32).tocsr(),
-        obs=pd.DataFrame({"perturbation_name": labels}, index=[f"c{i}" for i in range(len(labels))]),
+        obs=pd.DataFrame(
+            {"perturbation_name": labels}, index=[f"c{i}" for i in range(len(labels))]
+        ),
         var=pd.DataFrame(index=[f"g{i:04d}" for i in range(n_genes)]),
     )
     adata.layers["counts"] = counts

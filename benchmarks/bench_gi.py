@@ -191,8 +191,9 @@ def calls(args) -> None:
     confusion = pd.crosstab(table["truth"], table["subtype"], normalize="index", dropna=False)
     confusion = confusion.reindex(index=subtypes, columns=subtypes, fill_value=0.0)
     print(
-        f"\nPlanted pairs ({args.generator}): {args.interactions_on} factors synergy {args.synergy}, suppression "
-        f"{args.suppression}; seeds {args.seeds}; cells {args.cells}; {len(table)} pairs"
+        f"\nPlanted pairs ({args.generator}): {args.interactions_on} factors synergy "
+        f"{args.synergy}, suppression {args.suppression}; seeds {args.seeds}; cells "
+        f"{args.cells}; {len(table)} pairs"
     )
     print("\nConfusion (rows planted, columns called; share of the row):\n")
     print(confusion.round(3).to_markdown())

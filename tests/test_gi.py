@@ -619,7 +619,9 @@ def _weak_cells(n_cells: int, factor: float, seed: int = 0, n_genes: int = 200):
         labels += [label] * n
     adata = ad.AnnData(
         np.concatenate(blocks).astype(np.float32),
-        obs=pd.DataFrame({"perturbation_name": labels}, index=[f"c{i}" for i in range(len(labels))]),
+        obs=pd.DataFrame(
+            {"perturbation_name": labels}, index=[f"c{i}" for i in range(len(labels))]
+        ),
         var=pd.DataFrame(index=[f"g{i}" for i in range(n_genes)]),
     )
     with warnings.catch_warnings():
@@ -653,5 +655,11 @@ def test_cell_calls_are_reproducible_and_fall_back_with_few_cells():
     # 5 cells per condition cannot be split in two halves of 3: the additive-null calls instead
     few = _weak_cells(5, 1.0, 1)
     gi = sg.tl.genetic_interactions(few, n_bootstrap=20)
-    assert gi.loc["A+B", "subtype"] in {"additive", "synergy", "suppression", "neomorphism",
-                                        "redundancy", "epistasis"}
+    assert gi.loc["A+B", "subtype"] in {
+        "additive",
+        "synergy",
+        "suppression",
+        "neomorphism",
+        "redundancy",
+        "epistasis",
+    }

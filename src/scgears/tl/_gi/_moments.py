@@ -234,7 +234,9 @@ def _pair_features(ctrl, rep_a, rep_b, rep_ab, variances, excluded, n_top) -> di
         safe = np.where(regular, det, 1.0)
         c1 = np.where(regular, (m_bb * r_a - m_ab * r_b) / safe, scale)
         c2 = np.where(regular, (m_aa * r_b - m_ab * r_a) / safe, scale)
-        explained = np.where(regular, c1 * r_a + c2 * r_b, np.where(measured, scale * (r_a + r_b), 0.0))
+        explained = np.where(
+            regular, c1 * r_a + c2 * r_b, np.where(measured, scale * (r_a + r_b), 0.0)
+        )
         residual = r_yy - explained
         units = np.maximum(np.maximum(s_ss, r_yy), noise)
         new_variance = residual / units
