@@ -1,7 +1,8 @@
 """Genetic interactions of two-gene perturbations: scores, calibrated calls, non-additive genes.
 
 ``_api`` (public functions and input checks), ``_statistics`` (Theil-Sen, distance correlation),
-``_bootstrap`` (cell bootstrap and the additive null), ``_calls`` (the decision rules, read from the
+``_bootstrap`` (cell bootstrap and the additive null), ``_moments`` (the cross-fitted,
+noise-corrected features of cells), ``_calls`` (the decision rules, read from the
 one table of subtype rules in ``scgears._gi_rules``) and ``_genes`` (gene-level non-additivity).
 """
 

@@ -110,9 +110,10 @@ def genetic_interactions(
         model's per-gene s.d. of its prediction, e.g. an ensemble's spread): ``n_bootstrap``
         normal draws around each prediction, made per pair. From profiles without it there is
         no noise model: the calls use the effect sizes alone and ``confidence`` and the
-        intervals are NaN, as no uncertainty is known. With replicates, every pair is scored on its
-        first 50; a pair whose 50 replicates all give its call stops there
-        (confidence 1, intervals from 50 replicates), the others get all ``n_bootstrap``.
+        intervals are NaN, as no uncertainty is known. With a prediction's replicates, every pair
+        is scored on its first 50; a pair whose 50 replicates all give its call stops there
+        (confidence 1, intervals from 50 replicates), the others get all ``n_bootstrap``; from
+        cells every pair gets all ``n_bootstrap``.
         ``{score}_low`` and ``{score}_high`` are percentile intervals
         (95%) of ``c1``, ``c2``, ``mag``, ``corr_fit``, ``dcor``, ``eq_contr`` and ``dominance``.
     Paper calls
