@@ -204,8 +204,11 @@ def _run_screen(name, adata, truth, args) -> pd.DataFrame:
             elif round_ > 0 and found_only and round_ == args.rounds:
                 models, work = None, None
             else:
-                ens, work = _train(adata, revealed, hidden, round_, args.epochs, args.members)
-                single = ens.models[0] if args.members > 1 else ens
+                # an ensemble only where one chooses next: the error is one model's
+                chooses = round_ < args.rounds and (round_ == 0 or chooser == "ensemble")
+                members = args.members if chooses else 1
+                ens, work = _train(adata, revealed, hidden, round_, args.epochs, members)
+                single = ens.models[0] if members > 1 else ens
                 models = {"ensemble": ens, "single": single}
                 if round_ == 0:
                     first = (models, work)
