@@ -12,15 +12,24 @@ retrain, and record after each round
   with ``confidence >= 0.9``; on real screens (no truth) when the measured call is non-additive
   with ``confidence >= 0.9``. Without the calibrated calls (older versions), planted pairs count.
 
-Each objective (``interactions``, ``coverage``, ``uncertainty`` when the model has one, and a
-``mix`` of interactions and coverage) is compared with random selection at the same budget, from the
-same start, averaged over screens. ``--screens`` picks simulated seeds; ``--norman`` adds the real
-Norman subset (skipped when ``../shared/data`` is absent).
+Each objective (``interactions`` and ``uncertainty`` chosen by an ensemble of ``--members``
+models, ``interactions (1 model)`` by its first member alone, ``coverage``, and a mix of
+interactions and coverage) starts from the same conditions and is compared with ``--random-draws``
+random batches of the same size. ``error`` is always that of one GEARS model retrained on the
+revealed conditions (as a user's model would be); ``interactions (1 model)`` is only counted.
+Screens: ``--screens`` picks seeds of ``sg.datasets.simulate_screen``; ``--sparse`` seeds of a
+second, independent generator (``_sparse_screen.py``: sparse single effects, interactions planted
+on random pairs, optionally around ``--hub-genes`` hubs); ``--norman`` adds the real Norman subset
+(skipped when ``../shared/data`` is absent).
 
-Run from the repository root::
+Run from ``benchmarks/`` (the numbers of the docs: three runs, then one summary and figure)::
 
-    python benchmarks/bench_design.py                       # 3 simulated screens, 3 rounds
-    python benchmarks/bench_design.py --norman --figure docs/_static/design_curves.png
+    python bench_design.py --screens 0 1 2 --sparse --epochs 6 --random-draws 2 --out sim.csv
+    python bench_design.py --screens --sparse 0 1 2 --epochs 6 --random-draws 2 --out sparse.csv
+    python bench_design.py --screens --sparse 0 1 --hub-genes 4 --epochs 6 --random-draws 2 \
+        --out hubs.csv
+    python bench_design.py --from-csv sim.csv sparse.csv hubs.csv \
+        --figure ../docs/_static/design_curves.png
 """
 
 from __future__ import annotations
@@ -72,6 +81,9 @@ def _parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=None, help="write the rows as csv")
     parser.add_argument("--figure", type=Path, default=None)
+    parser.add_argument(
+        "--from-csv", type=Path, nargs="*", default=None, help="summarise saved --out rows only"
+    )
     return parser.parse_args(argv)
 
 
@@ -242,22 +254,33 @@ def _run_screen(name, adata, truth, args) -> pd.DataFrame:
 
 
 def _figure(table: pd.DataFrame, path: Path) -> None:
+    """Found and error against pairs revealed, one row of panels per generator."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    mean = table.groupby(["objective", "revealed_pairs"])[["found", "error"]].mean().reset_index()
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
-    for objective, part in mean.groupby("objective"):
-        axes[0].plot(part["revealed_pairs"], part["found"], marker="o", label=objective)
-        axes[1].plot(part["revealed_pairs"], part["error"], marker="o", label=objective)
-    axes[0].set_xlabel("pairs revealed by the objective")
-    axes[0].set_ylabel("strong interactions found")
-    axes[1].set_xlabel("pairs revealed by the objective")
-    axes[1].set_ylabel("mse_de on unrevealed pairs")
-    axes[0].legend(fontsize=8)
-    fig.suptitle("Retrospective design (mean over screens)")
+    table = table.copy()
+    table["generator"] = table["screen"].str.split(" seed").str[0]
+    table["objective"] = table["objective"].str.replace(r"^random \d+$", "random", regex=True)
+    generators = list(dict.fromkeys(table["generator"]))
+    fig, axes = plt.subplots(len(generators), 2, figsize=(9, 3.2 * len(generators)), squeeze=False)
+    for row, generator in enumerate(generators):
+        part = table[table["generator"] == generator]
+        mean = part.groupby(["objective", "revealed_pairs"])[["found", "error"]].mean()
+        for objective, curve in mean.reset_index().groupby("objective"):
+            style = {"color": "black", "linestyle": "--"} if objective == "random" else {}
+            for col, name in enumerate(("found", "error")):
+                axes[row, col].plot(
+                    curve["revealed_pairs"], curve[name], marker="o", label=objective, **style
+                )
+        n = part["screen"].nunique()
+        axes[row, 0].set_ylabel(f"{generator} ({n} screens)\nstrong interactions found")
+        axes[row, 1].set_ylabel("mse_de on unrevealed pairs")
+    for col in range(2):
+        axes[-1, col].set_xlabel("pairs revealed by the objective")
+    axes[0, 0].legend(fontsize=7)
+    fig.suptitle("Retrospective design (mean over screens; random: mean of its draws)")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
@@ -303,6 +326,10 @@ def _overall(summary: pd.DataFrame) -> pd.DataFrame:
 
 def main(argv=None) -> None:
     args = _parse_args(argv)
+    if args.from_csv:
+        table = pd.concat([pd.read_csv(path) for path in args.from_csv], ignore_index=True)
+        _report(table, int(table["round"].max()), args.figure)
+        return
     prepare_run(args.threads)
     screens = []
     for seed in args.screens:
@@ -322,15 +349,19 @@ def main(argv=None) -> None:
     table = pd.concat(tables, ignore_index=True)
     if args.out is not None:
         table.to_csv(args.out, index=False)
-    summary = _summary(table, args.rounds)
+    _report(table, args.rounds, args.figure)
+
+
+def _report(table: pd.DataFrame, rounds: int, figure: Path | None) -> None:
+    summary = _summary(table, rounds)
     pd.set_option("display.width", 200)
     print("\nAfter the last round (found = strong interactions among the revealed pairs):")
     print(summary.round(4).to_string())
     print("\nMean over screens (x random: ratio of the means; error vs random: relative):")
     print(_overall(summary).round(3).to_string())
-    if args.figure is not None:
-        _figure(table, args.figure)
-        print(f"figure: {args.figure}")
+    if figure is not None:
+        _figure(table, figure)
+        print(f"figure: {figure}")
 
 
 if __name__ == "__main__":

@@ -124,3 +124,5 @@ def test_ensemble_recommends_by_uncertainty(model):
     assert table["uncertainty"].is_monotonic_decreasing
     mixed = sg.tl.recommend(ensemble, budget=2, objective={"interactions": 1, "uncertainty": 1})
     assert {"interactions", "uncertainty", "detectability"} <= set(mixed.columns)
+    ax = sg.pl.recommend(ensemble, show=False)
+    assert "2 recommended" in ax.get_title()
