@@ -45,8 +45,7 @@ def test_default_candidates_are_unmeasured_singles_and_pairs(model):
     assert stored["genes"].iloc[0] == "+".join(table["genes"].iloc[0])
 
 
-def test_interactions_score_is_predicted_non_additivity(model):
-    pairs = ["G1+G2"]  # replaced below with real genes
+def test_interactions_score_is_the_product_of_its_factors(model):
     genes = sorted({g for c in _measured(model) if c != "ctrl" for g in condition_genes(c)})
     pairs = [f"{genes[0]}+{genes[1]}", f"{genes[2]}+{genes[3]}", genes[4]]
     table = sg.tl.recommend(model, pairs, budget=3, objective="interactions")
@@ -55,7 +54,11 @@ def test_interactions_score_is_predicted_non_additivity(model):
     for pair in pairs[:2]:
         a, b = condition_genes(pair)
         expected = np.linalg.norm(delta.loc[pair] - delta.loc[a] - delta.loc[b])
-        assert table.loc[pair, "interactions"] == pytest.approx(expected, rel=1e-4)
+        assert table.loc[pair, "predicted_nonadditivity"] == pytest.approx(expected, rel=1e-4)
+        assert 0 <= table.loc[pair, "detectability"] <= 1
+        assert table.loc[pair, "hub_propensity"] > 0
+        product = table.loc[pair, ["predicted_nonadditivity", "detectability", "hub_propensity"]]
+        assert table.loc[pair, "interactions"] == pytest.approx(np.prod(product), rel=1e-9)
     # a single has no interaction: it comes last
     assert table.index[-1] == genes[4]
     assert table.loc[genes[4], "interactions"] == 0
@@ -108,3 +111,18 @@ def test_plot_recommend(model, tmp_path):
     ax = sg.pl.recommend(model, show=False, save=tmp_path / "rec.png")
     assert (tmp_path / "rec.png").stat().st_size > 0
     assert "4 recommended" in ax.get_title()
+
+
+def test_ensemble_recommends_by_uncertainty(model):
+    ensemble = sg.model.GEARSEnsemble(model.adata, n_models=2, n_hidden=16)
+    ensemble.train(max_epochs=1, min_steps_per_epoch=3, enable_progress_bar=False)
+    table = sg.tl.recommend(ensemble, budget=3, objective="uncertainty")
+    pred = ensemble.predict(list(table.index))
+    expected = pred.obs["uncertainty"].reindex(table.index).to_numpy()
+    # float32 sums over a different batch of conditions: not bit-identical
+    np.testing.assert_allclose(table["uncertainty"].to_numpy(), expected, rtol=1e-3)
+    assert table["uncertainty"].is_monotonic_decreasing
+    mixed = sg.tl.recommend(ensemble, budget=2, objective={"interactions": 1, "uncertainty": 1})
+    assert {"interactions", "uncertainty", "detectability"} <= set(mixed.columns)
+    ax = sg.pl.recommend(ensemble, show=False)
+    assert "2 recommended" in ax.get_title()

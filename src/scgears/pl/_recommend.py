@@ -34,7 +34,7 @@ def recommend(
     Parameters
     ----------
     model
-        The trained model the recommendation came from.
+        The trained model (or ensemble) the recommendation came from.
     table
         The table of :func:`~scgears.tl.recommend`; default ``model.adata.uns[key]``.
     key
@@ -64,13 +64,15 @@ def recommend(
         table = model.adata.uns[key]
     if len(table) == 0:
         raise ValueError("The recommendation table is empty: nothing to show.")
-    embedding = model.get_perturbation_embedding()
+    # an ensemble is drawn in its first member's embedding (members' embeddings are not aligned)
+    reference = model.models[0] if getattr(model, "models", None) else model
+    embedding = reference.get_perturbation_embedding()
     values = embedding.to_numpy(dtype=np.float64)
     row = {g: i for i, g in enumerate(embedding.index.astype(str))}
-    args = model.adata_manager.registry["setup_args"]
+    args = reference.adata_manager.registry["setup_args"]
     measured = [
         c
-        for c in pd.unique(model.adata.obs[args["condition_key"]].astype(str))
+        for c in pd.unique(reference.adata.obs[args["condition_key"]].astype(str))
         if c != CONTROL and all(g in row for g in condition_genes(c))
     ]
     picked = [str(c) for c in table.index]
