@@ -171,3 +171,16 @@ def test_graph_propagation_edge_mask_matches_isin():
     assert torch.equal(layer._receives(rows), torch.isin(layer.targets, rows))
     x = torch.randn(50, 8, generator=generator)
     assert torch.allclose(layer(x, rows), layer(x)[rows], atol=1e-6)
+
+
+def test_prediction_does_not_depend_on_conditions_per_pass(screen, monkeypatch):
+    """Forward passes are cut by condition x gene rows; the cut must not change a prediction."""
+    from scgears.model import _training_plan
+
+    model = _model(screen)
+    model.train(max_epochs=1, min_steps_per_epoch=2, enable_progress_bar=False)
+    labels = sorted(set(model.adata.obs["scgears_condition"].astype(str)) - {"ctrl"})
+    whole = model.predict(labels).layers["delta"]
+    monkeypatch.setattr(_training_plan, "ROWS_PER_PASS", 2 * model.module.n_genes)
+    assert _training_plan.conditions_per_pass(model.module.n_genes) == 2
+    np.testing.assert_allclose(model.predict(labels).layers["delta"], whole, atol=1e-6)
