@@ -113,7 +113,9 @@ class SplitStatistics:
         used = (part >= 0) & (codes >= 0)
         groups = np.where(used, part * len(labels) + codes, -1)
         index = pd.Index([f"{name}:{label}" for name in PARTS for label in labels])
-        stats = group_stats(expression_matrix(adata, layer), groups, index)
+        # the model never reads non-zero counts: not counting them saves a (2 x conditions x
+        # genes) float64 array
+        stats = group_stats(expression_matrix(adata, layer), groups, index, nonzero=False)
         return cls(labels, np.where(used, codes, -1), split, stats)
 
     @property
