@@ -47,7 +47,6 @@ def _parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("genome_scale"))
-    parser.add_argument("--steps", nargs="+", default=None, help="run only these steps")
     return parser.parse_args(argv)
 
 
@@ -212,7 +211,10 @@ def run_pipeline(path: Path, args) -> pd.DataFrame:
     adata = step("read backed", lambda: ad.read_h5ad(path, backed="r"))
     step(
         "register_perturbations",
-        lambda: sg.pp.register_perturbations(adata, "perturbation", control="control"),
+        # some GO symbols contain "_" (GTF2H2C_2): name the delimiter
+        lambda: sg.pp.register_perturbations(
+            adata, "perturbation", control="control", delimiter="+"
+        ),
     )
     step("rank_perturbation_genes", lambda: sg.pp.rank_perturbation_genes(adata))
     step("split_perturbations", lambda: sg.pp.split_perturbations(adata, kind="simulation"))
@@ -229,7 +231,8 @@ def run_pipeline(path: Path, args) -> pd.DataFrame:
 
     step(f"train {args.epochs} epochs", train)
     test = list(adata.uns["scgears_split"]["conditions"]["test"])[: args.predict]
-    step(f"predict {len(test)} conditions", lambda: model.predict(test))
+    if test:  # --predict 0 skips the step
+        step(f"predict {len(test)} conditions", lambda: model.predict(test))
     genes = sorted({g for c in adata.obs["scgears_condition"].cat.categories for g in c.split("+")})
     genes = [g for g in genes if g != "ctrl"][: args.gi_genes]
 
@@ -237,7 +240,8 @@ def run_pipeline(path: Path, args) -> pd.DataFrame:
         grid = sg.tl.predict_combinations(model, genes)
         return sg.tl.genetic_interactions(grid)
 
-    step(f"GI map over {len(genes)} genes", gi_map)
+    if len(genes) >= 2:  # --gi-genes 0 skips the step
+        step(f"GI map over {len(genes)} genes", gi_map)
     table = pd.DataFrame(rows)
     table.attrs["seconds_per_epoch"] = epochs[0] if epochs else float("nan")
     return table

@@ -141,3 +141,46 @@ def test_checkpoint_and_resume(screen, tmp_path):
         torch.testing.assert_close(resumed.module.state_dict()[name], value, msg=name)
     with pytest.raises(FileNotFoundError, match="No checkpoint to resume from"):
         _model(screen).train(max_epochs=1, checkpoint_dir=tmp_path / "none", resume=True)
+
+
+def test_vectorised_embedding_renorm_matches_torch():
+    """The module's whole-table lookup renormalises and back-propagates exactly as torch's."""
+    from scgears.model._module import _all_rows
+
+    torch.manual_seed(0)
+    ours = torch.nn.Embedding(500, 16, max_norm=True)
+    with torch.no_grad():
+        ours.weight.mul_(torch.rand(500, 1) * 3)  # rows on both sides of max_norm
+    theirs = torch.nn.Embedding(500, 16, max_norm=True)
+    theirs.load_state_dict(ours.state_dict())
+    weights = torch.randn(500, 16)
+    (_all_rows(ours) * weights).sum().backward()
+    (theirs(torch.arange(500)) * weights).sum().backward()
+    assert torch.equal(ours.weight, theirs.weight)
+    assert torch.equal(ours.weight.grad, theirs.weight.grad)
+    assert torch.linalg.vector_norm(ours.weight, dim=1).max() <= 1 + 1e-6
+
+
+def test_graph_propagation_edge_mask_matches_isin():
+    from scgears.model._layers import GraphPropagation
+
+    generator = torch.Generator().manual_seed(1)
+    edges = torch.randint(0, 50, (2, 300), generator=generator)
+    layer = GraphPropagation(8, 2, edges, torch.rand(300, generator=generator), n_nodes=50)
+    rows = torch.tensor([3, 7, 8, 41])
+    assert torch.equal(layer._receives(rows), torch.isin(layer.targets, rows))
+    x = torch.randn(50, 8, generator=generator)
+    assert torch.allclose(layer(x, rows), layer(x)[rows], atol=1e-6)
+
+
+def test_prediction_does_not_depend_on_conditions_per_pass(screen, monkeypatch):
+    """Forward passes are cut by condition x gene rows; the cut must not change a prediction."""
+    from scgears.model import _training_plan
+
+    model = _model(screen)
+    model.train(max_epochs=1, min_steps_per_epoch=2, enable_progress_bar=False)
+    labels = sorted(set(model.adata.obs["scgears_condition"].astype(str)) - {"ctrl"})
+    whole = model.predict(labels).layers["delta"]
+    monkeypatch.setattr(_training_plan, "ROWS_PER_PASS", 2 * model.module.n_genes)
+    assert _training_plan.conditions_per_pass(model.module.n_genes) == 2
+    np.testing.assert_allclose(model.predict(labels).layers["delta"], whole, atol=1e-6)

@@ -81,7 +81,7 @@ class GroupStats:
     n_cells: np.ndarray  # (n_groups,)
     sums: np.ndarray  # (n_groups, n_vars)
     sums_sq: np.ndarray  # (n_groups, n_vars)
-    n_nonzero: np.ndarray  # (n_groups, n_vars)
+    n_nonzero: np.ndarray | None  # (n_groups, n_vars); None when not counted
 
     @property
     def means(self) -> np.ndarray:
@@ -101,17 +101,24 @@ class GroupStats:
 
 
 def group_stats(
-    matrix, codes: np.ndarray, groups: pd.Index, *, chunk_size: int = DEFAULT_CHUNK
+    matrix,
+    codes: np.ndarray,
+    groups: pd.Index,
+    *,
+    chunk_size: int = DEFAULT_CHUNK,
+    nonzero: bool = True,
 ) -> GroupStats:
     """Sum expression, squares and non-zero counts per group in one chunked pass.
 
     ``codes`` gives each cell's group (position in ``groups``), ``-1`` for cells to skip.
+    ``nonzero=False`` skips the non-zero counts (``n_nonzero`` is None): one (groups x genes)
+    float64 array less, 1.3 GB for 20,000 groups x 8,000 genes, and a third less work per chunk.
     """
     codes = np.asarray(codes)
     n_groups, n_vars = len(groups), matrix.shape[1]
     sums = np.zeros((n_groups, n_vars))
     sums_sq = np.zeros((n_groups, n_vars))
-    n_nonzero = np.zeros((n_groups, n_vars))
+    n_nonzero = np.zeros((n_groups, n_vars)) if nonzero else None
     keep = np.flatnonzero(codes >= 0)
     for idx, block in iter_row_chunks(matrix, keep, chunk_size=chunk_size):
         c = codes[idx]
@@ -122,11 +129,13 @@ def group_stats(
             block = block.astype(np.float64)
             sums += np.asarray((indicator @ block).todense())
             sums_sq += np.asarray((indicator @ block.multiply(block)).todense())
-            n_nonzero += np.asarray((indicator @ (block != 0).astype(np.float64)).todense())
+            if nonzero:
+                n_nonzero += np.asarray((indicator @ (block != 0).astype(np.float64)).todense())
         else:
             block = np.asarray(block, dtype=np.float64)
             sums += indicator @ block
             sums_sq += indicator @ (block * block)
-            n_nonzero += indicator @ (block != 0).astype(np.float64)
+            if nonzero:
+                n_nonzero += indicator @ (block != 0).astype(np.float64)
     n_cells = np.bincount(codes[keep], minlength=n_groups).astype(np.int64)
     return GroupStats(groups, n_cells, sums, sums_sq, n_nonzero)

@@ -113,7 +113,9 @@ class SplitStatistics:
         used = (part >= 0) & (codes >= 0)
         groups = np.where(used, part * len(labels) + codes, -1)
         index = pd.Index([f"{name}:{label}" for name in PARTS for label in labels])
-        stats = group_stats(expression_matrix(adata, layer), groups, index)
+        # the model never reads non-zero counts: not counting them saves a (2 x conditions x
+        # genes) float64 array
+        stats = group_stats(expression_matrix(adata, layer), groups, index, nonzero=False)
         return cls(labels, np.where(used, codes, -1), split, stats)
 
     @property
@@ -133,11 +135,45 @@ class SplitStatistics:
         return self.stats.n_cells[self.rows(part)]
 
     def means(self, part: str) -> np.ndarray:
-        return self.stats.means[self.rows(part)]
+        rows = self.rows(part)  # only this part's rows: no full-size temporary
+        return self.stats.sums[rows] / np.maximum(self.stats.n_cells[rows], 1)[:, None]
 
-    def variances(self, part: str) -> np.ndarray:
-        """Population variances (``ddof=0``): the within-condition term of the squared error."""
-        return self.stats.variances(ddof=0)[self.rows(part)]
+    def variances(self, part: str, rows: slice | None = None) -> np.ndarray:
+        """Population variances (``ddof=0``): the within-condition term of the squared error.
+
+        ``rows`` selects conditions (all by default); only those are computed, so that a screen
+        of 10,000 conditions x 8,000 genes needs no full-size float64 temporaries.
+        """
+        rows = slice(None) if rows is None else rows
+        start = self.rows(part).start
+        select = slice(
+            start + (rows.start or 0),
+            start + min(self.n_conditions, self.n_conditions if rows.stop is None else rows.stop),
+        )
+        n = self.stats.n_cells[select, None].astype(np.float64)
+        mean = self.stats.sums[select] / np.maximum(n, 1)
+        return np.maximum((self.stats.sums_sq[select] - n * mean**2) / np.maximum(n, 1), 0.0)
+
+    def training_targets(self, part: str, block: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+        """Targets and variances of the statistics loss for the conditions of ``part``.
+
+        Per condition: its mean minus the training control mean, and the variance of the squared
+        error under random control pairing (the condition's plus the controls'); float32,
+        (conditions, genes) each, computed ``block`` conditions at a time.
+        """
+        control = self.control_mean()
+        control_var = self.variances("train", slice(self.control_code, self.control_code + 1))[0]
+        n_genes = self.stats.sums.shape[1]
+        target = np.empty((self.n_conditions, n_genes), dtype=np.float32)
+        variance = np.empty((self.n_conditions, n_genes), dtype=np.float32)
+        sums = self.stats.sums[self.rows(part)]
+        n_cells = self.n_cells(part)
+        for start in range(0, self.n_conditions, block):
+            rows = slice(start, start + block)
+            means = sums[rows] / np.maximum(n_cells[rows], 1)[:, None]
+            target[rows] = means - control
+            variance[rows] = self.variances(part, rows) + control_var
+        return target, variance
 
     def control_mean(self) -> np.ndarray:
         """Mean expression of the training control cells."""
@@ -148,7 +184,8 @@ class SplitStatistics:
                 "'ctrl' in train; re-run it (and check that control cells are registered as "
                 "'ctrl')."
             )
-        return self.means("train")[control]
+        row = self.rows("train").start + control
+        return self.stats.sums[row] / max(int(self.stats.n_cells[row]), 1)
 
     def mean_effect(self) -> np.ndarray:
         """Unweighted mean over the train and val perturbations of (condition mean - control).

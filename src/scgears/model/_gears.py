@@ -38,7 +38,7 @@ from ._io import ModelIOMixin
 from ._module import PAPER_SETTINGS, DirectionLoss, GEARSModule
 from ._prior import measured_prior
 from ._train import TrainMixin
-from ._training_plan import GEARSTrainingPlan
+from ._training_plan import GEARSTrainingPlan, conditions_per_pass
 
 logger = logging.getLogger(__name__)
 
@@ -310,8 +310,11 @@ class GEARS(TrainMixin, ModelIOMixin, UnsupervisedTrainingMixin, BaseModelClass)
         device = self.module.control_mean.device
         deltas, logvars = [], []
         nodes = self.graphs.encode(labels)
-        for start in range(0, len(labels), batch_size):
-            batch = torch.from_numpy(nodes[start : start + batch_size]).to(device)
+        # a forward pass holds (conditions x genes x 2 hidden) activations: at most ~80,000
+        # condition-gene rows per pass (same predictions; 512 x 8,000 genes would need > 8 GB)
+        step = min(batch_size, conditions_per_pass(self.module.n_genes))
+        for start in range(0, len(labels), step):
+            batch = torch.from_numpy(nodes[start : start + step]).to(device)
             out = self.module.inference(batch)
             deltas.append(out["delta"].float().cpu().numpy())
             if out["logvar"] is not None:

@@ -120,10 +120,7 @@ class StatisticsBatches(_Batches):
     def __init__(self, data, part: str, **kwargs):
         super().__init__(data, part, **kwargs)
         s = data.statistics
-        control = s.control_mean()
-        self._target = (s.means(part) - control).astype(np.float32)
-        control_var = s.variances("train")[s.control_code]
-        self._variance = (s.variances(part) + control_var).astype(np.float32)
+        self._target, self._variance = s.training_targets(part)
         self._target[s.control_code] = 0.0
         self._variance[s.control_code] = 0.0
         self._n = s.n_cells(part).astype(np.float32)

@@ -27,6 +27,27 @@ PAPER_SETTINGS: dict[str, object] = {
 }
 
 
+def _all_rows(embedding: nn.Embedding) -> torch.Tensor:
+    """``embedding(arange(num_embeddings))``, the same numbers and gradient, without the row loop.
+
+    With ``max_norm``, an embedding lookup first scales every looked-up row longer than
+    ``max_norm`` back to it, in place. torch does this one row at a time (a norm and a
+    synchronising ``.item()`` per row): for the ~30,000 rows GEARS looks up in every step that
+    was ~0.2 s per step on 2 CPU cores. Here the same arithmetic (the row norm, then
+    ``max_norm / (norm + 1e-7)`` in double precision) runs on all rows at once; the lookup of
+    every row is the weight itself.
+    """
+    weight = embedding.weight
+    if embedding.max_norm is not None:
+        with torch.no_grad():
+            norms = torch.linalg.vector_norm(weight, ord=embedding.norm_type, dim=1)
+            over = norms > embedding.max_norm
+            if bool(over.any()):
+                scale = embedding.max_norm / (norms[over].double() + 1e-7)
+                weight[over] *= scale.to(weight.dtype).unsqueeze(1)
+    return weight
+
+
 class GEARSModule(BaseModuleClass):
     """GEARS (Roohani et al. 2023): a perturbation set -> the change it causes in every gene.
 
@@ -202,15 +223,13 @@ class GEARSModule(BaseModuleClass):
 
     def gene_base(self) -> torch.Tensor:
         """Gene embeddings after the co-expression GNN and the gene MLP: (genes, hidden)."""
-        index = torch.arange(self.n_genes, device=self.control_mean.device)
-        base = torch.relu(self.gene_embedding_norm(self.gene_embedding(index)))
-        positional = self.coexpression_gnn(self.coexpression_embedding(index))
+        base = torch.relu(self.gene_embedding_norm(_all_rows(self.gene_embedding)))
+        positional = self.coexpression_gnn(_all_rows(self.coexpression_embedding))
         return self.gene_transform(base + _POSITIONAL_WEIGHT * positional)
 
     def perturbation_base(self, nodes: torch.Tensor | None = None) -> torch.Tensor:
         """Perturbation embeddings after the GO GNN, of every graph node or of ``nodes``."""
-        index = torch.arange(self.n_perturbation_genes, device=self.control_mean.device)
-        raw = self.perturbation_embedding(index)
+        raw = _all_rows(self.perturbation_embedding)
         if self.training and self.perturbation_dropout > 0:
             keep = torch.rand(raw.shape[0], 1, device=raw.device) >= self.perturbation_dropout
             raw = raw * keep

@@ -88,7 +88,7 @@ def rank_perturbation_genes(
             f"rank_perturbation_genes needs at least 2 control cells to estimate a variance; "
             f"obs[{condition_key!r}] has {n_ctrl}."
         )
-    stats = group_stats(expression_matrix(adata, layer), conditions.codes, groups)
+    stats = group_stats(expression_matrix(adata, layer), conditions.codes, groups, nonzero=False)
     result = rank_from_stats(stats, adata.var_names, n_genes=n_genes)
     if copy:
         adata = adata.copy()
