@@ -28,12 +28,12 @@ class GEARSEnsemble:
 
     ``layers["uncertainty"]`` is, per gene, ``sqrt(v_members + v_prior)``: ``v_members`` the
     members' variance (ddof 1), the disagreement of the network's trainings, and ``v_prior`` what
-    the measured prior itself leaves unknown (:class:`~scgears.model._prior.PriorNoise`): the
-    sampling variance of each measured single used, the spread of the single effects across genes
-    for each gene never measured, and the spread of the training pairs' departures from additivity
-    for a combination. Members of one architecture trained on the same few conditions agree
-    with each other far more than with the truth, so their spread alone ranks errors poorly; the
-    prior's part says how much was actually measured. ``obs["uncertainty"]`` is its mean over
+    the measured prior itself leaves unknown (``PriorNoise``): the sampling variance of each
+    measured single used, the spread of the single effects across genes for each gene never
+    measured, and the spread of the training pairs' departures from additivity for a combination.
+    The members share one architecture and the same few training conditions, so their spread
+    need not cover what the data never showed; the prior's part says how much was actually
+    measured. ``obs["uncertainty"]`` is its mean over
     the genes some training cell expresses: a per-condition summary to rank predictions by
     confidence; ``obs["uncertainty_members"]`` the members' part alone. It is not a calibrated
     interval: see ``docs/model.md`` for how it ranked the actual errors on the Norman benchmark.
