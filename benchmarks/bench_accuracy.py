@@ -20,6 +20,12 @@ Run from the repository root (the reference needs ``bash benchmarks/reference/se
     python benchmarks/bench_accuracy.py --no-model --no-reference   # baselines and ceiling
     python benchmarks/bench_accuracy.py --reuse-reference            # + model, stored reference
     python benchmarks/bench_accuracy.py --simulated --no-reference   # a larger simulated screen
+    python benchmarks/bench_accuracy.py --no-reference --ensemble 5  # + a 5-member GEARSEnsemble
+
+With ``--ensemble N`` a :class:`~scgears.model.GEARSEnsemble` of N members (the default model's
+settings, seeds ``seed .. seed + N - 1``) is trained too, scored like the other methods, and the
+Spearman correlation of its per-condition ``obs["uncertainty"]`` with the actual per-condition
+``mse_de`` is printed over all test conditions, with the mean uncertainty per subgroup.
 """
 
 from __future__ import annotations
@@ -44,6 +50,7 @@ METRICS = [
     "pearson_de",
 ]
 BASELINES = ["control", "mean", "additive", "linear"]
+ENSEMBLE = "scgears ensemble"
 CEILING = "duplicate (ceiling)"
 SUBGROUPS = ["unseen_single", "combo_seen0", "combo_seen1", "combo_seen2", "overall"]
 
@@ -71,6 +78,9 @@ def _parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--doubles", type=int, default=150, help="simulated: pairs")
     parser.add_argument("--cells-per-condition", type=int, default=100, help="simulated")
     parser.add_argument("--screen-seed", type=int, default=0, help="simulated screen's seed")
+    parser.add_argument(
+        "--ensemble", type=int, default=0, help="also train a GEARSEnsemble of this many members"
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
@@ -140,6 +150,40 @@ def _scgears(adata, seed: int, epochs: int):
     return model.predict(test), seconds
 
 
+def _ensemble(adata, seed: int, epochs: int, n_models: int):
+    import scgears as sg
+
+    ensemble = sg.model.GEARSEnsemble(adata, n_models=n_models)
+    start = time.perf_counter()
+    ensemble.train(max_epochs=epochs, seed=seed, enable_progress_bar=False)
+    seconds = time.perf_counter() - start
+    test = list(adata.uns["scgears_split"]["conditions"]["test"])
+    return ensemble.predict(test), seconds
+
+
+def _uncertainty_lines(table, uncertainty) -> list[str]:
+    """Spearman of the ensemble's per-condition uncertainty with its per-condition mse_de."""
+    from scipy.stats import spearmanr
+
+    rows = table[table["method"] == ENSEMBLE].merge(uncertainty, on=["seed", "condition"])
+    if len(rows) < 3:
+        return []
+    pooled = spearmanr(rows["uncertainty"], rows["mse_de"])[0]
+    members = spearmanr(rows["uncertainty_members"], rows["mse_de"])[0]
+    per_seed = rows.groupby("seed").apply(
+        lambda g: spearmanr(g["uncertainty"], g["mse_de"])[0], include_groups=False
+    )
+    by_group = rows.groupby("subgroup")[["uncertainty", "uncertainty_members", "mse_de"]].mean()
+    return [
+        f"\n## ensemble uncertainty vs error ({len(rows)} test conditions)\n",
+        f"Spearman(obs['uncertainty'], mse_de) over all conditions: {pooled:.3f} "
+        f"(members' spread alone: {members:.3f}); per seed: "
+        + ", ".join(f"{s}: {v:.2f}" for s, v in per_seed.items()),
+        "",
+        by_group.round(4).to_markdown(),
+    ]
+
+
 def _reference(adata, seed: int, epochs: int, threads: int, workdir: Path, reuse: bool):
     from _reference import reference_predict
 
@@ -192,7 +236,7 @@ def main(argv=None) -> None:
 
     args.out.mkdir(parents=True, exist_ok=True)
     base, key = _load(args)
-    tables, notes = [], []
+    tables, notes, uncertainties = [], [], []
     for seed in args.seeds:
         adata = _prepare(base.copy(), key, seed, model=not args.no_model)
         test = list(adata.uns["scgears_split"]["conditions"]["test"])
@@ -200,6 +244,16 @@ def main(argv=None) -> None:
         if not args.no_model:
             predictions["scgears GEARS"], seconds = _scgears(adata, seed, args.epochs)
             notes.append(f"seed {seed}: scgears trained {args.epochs} epochs in {seconds:.0f} s")
+        if args.ensemble and not args.no_model:
+            pred, seconds = _ensemble(adata, seed, args.epochs, args.ensemble)
+            predictions[ENSEMBLE] = pred
+            notes.append(f"seed {seed}: {args.ensemble}-member ensemble trained in {seconds:.0f} s")
+            uncertainties.append(
+                pred.obs[["uncertainty", "uncertainty_members"]]
+                .rename_axis("condition")
+                .reset_index()
+                .assign(seed=seed)
+            )
         if not args.no_reference:
             pred, ref_seconds = _reference(
                 adata,
@@ -237,6 +291,8 @@ def main(argv=None) -> None:
         rows = rows.reindex([m for m in order if m in rows.index])
         lines += [f"\n## {subgroup} (mean over conditions, then over seeds)\n"]
         lines.append(rows.round(3).to_markdown())
+    if uncertainties:
+        lines += _uncertainty_lines(table, pd.concat(uncertainties, ignore_index=True))
     lines.append(
         "\nadditive: only conditions whose singles were all trained on (combo_seen2); its "
         "centroid_accuracy is decided among those conditions only."

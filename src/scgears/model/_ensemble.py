@@ -10,7 +10,11 @@ import numpy as np
 from anndata import AnnData
 
 from .._profiles import make_profiles
+from ._data import SplitStatistics
 from ._gears import GEARS
+from ._prior import PriorNoise, prior_noise
+
+_NOISE_FILE = "prior_noise.npz"
 
 logger = logging.getLogger(__name__)
 
@@ -20,15 +24,20 @@ class GEARSEnsemble:
 
     Each member is a GEARS model on the same registered AnnData with the same settings, whose
     weights are initialised and trained with its own seed (``seed + k`` for member ``k``). The
-    ensemble's prediction is the members' mean profile; ``layers["uncertainty"]`` is the
-    members' standard deviation per gene (ddof 1), and ``obs["uncertainty"]`` its mean over the
-    genes that some training cell expresses: a per-condition summary to rank predictions by
-    confidence. The members agree where the data decide (a pair of measured singles starts from
-    their measured effects) and disagree where the graphs must extrapolate (genes never
-    perturbed), so the spread is largest for conditions with fewer seen genes. It is the spread
-    of the training procedure, not a calibrated interval: see ``docs/model.md`` for how it ranked
-    the actual errors on the Norman benchmark. With one member there is no spread, and the
-    uncertainty is NaN.
+    ensemble's prediction is the members' mean profile.
+
+    ``layers["uncertainty"]`` is, per gene, ``sqrt(v_members + v_prior)``: ``v_members`` the
+    members' variance (ddof 1), the disagreement of the network's trainings, and ``v_prior`` what
+    the measured prior itself leaves unknown (``PriorNoise``): the sampling variance of each
+    measured single used, the spread of the single effects across genes for each gene never
+    measured, and the spread of the training pairs' departures from additivity for a combination.
+    The members share one architecture and the same few training conditions, so their spread
+    need not cover what the data never showed; the prior's part says how much was actually
+    measured. ``obs["uncertainty"]`` is its mean over
+    the genes some training cell expresses: a per-condition summary to rank predictions by
+    confidence; ``obs["uncertainty_members"]`` the members' part alone. It is not a calibrated
+    interval: see ``docs/model.md`` for how it ranked the actual errors on the Norman benchmark.
+    With one member there is no spread, and the uncertainty is NaN.
 
     Parameters
     ----------
@@ -63,6 +72,23 @@ class GEARSEnsemble:
         self.gears_kwargs = gears_kwargs
         self.models: list[GEARS] = []
         self._build(adata)
+        self.prior_noise: PriorNoise | None = self._prior_noise(adata)
+
+    def _prior_noise(self, adata: AnnData | None) -> PriorNoise | None:
+        """What the measured prior leaves unknown, from the training cells' statistics."""
+        if adata is None:
+            return None
+        model = self.models[0]
+        statistics = model._statistics
+        if statistics is None:
+            args = model.adata_manager.registry["setup_args"]
+            statistics = SplitStatistics.from_anndata(
+                adata,
+                condition_key=args["condition_key"],
+                split_key=args["split_key"],
+                layer=args["layer"],
+            )
+        return prior_noise(statistics, model.graphs.seen_genes)
 
     def _build(self, adata: AnnData) -> None:
         import torch
@@ -106,8 +132,9 @@ class GEARSEnsemble:
         -------
         A profile AnnData as :meth:`GEARS.predict` returns (``X`` the mean of the members' valid
         profiles, so never negative; ``layers["delta"]``; the same ``obs`` columns), with
-        ``layers["uncertainty"]`` the members' standard deviation per gene and
-        ``obs["uncertainty"]`` its mean over the expressed genes (NaN with one member).
+        ``layers["uncertainty"]`` the members' and the prior's standard deviation per gene (see
+        :class:`GEARSEnsemble`), ``obs["uncertainty"]`` its mean over the expressed genes and
+        ``obs["uncertainty_members"]`` that of the members' part alone (NaN with one member).
         ``uns["scgears_profile"]["n_models"]`` records the ensemble's size.
 
         Examples
@@ -120,13 +147,21 @@ class GEARSEnsemble:
         stack = np.stack([np.asarray(p.X, dtype=np.float64) for p in predictions])
         mean = stack.mean(axis=0)
         # one member has no spread: NaN, not an invented zero
-        spread = stack.std(axis=0, ddof=1) if self.n_models > 1 else np.full_like(mean, np.nan)
+        members = stack.var(axis=0, ddof=1) if self.n_models > 1 else np.full_like(mean, np.nan)
         expressed = self.models[0].module.expressed_genes.detach().cpu().numpy()
-        per_condition = (
-            spread[:, expressed].mean(axis=1) if expressed.any() else np.full(len(mean), np.nan)
-        )
+        prior = np.zeros_like(mean)
+        if self.prior_noise is not None:
+            prior = self.prior_noise.variance(list(first.obs_names)) * expressed[None, :]
+        spread = np.sqrt(members + prior)
+
+        def summary(values: np.ndarray) -> np.ndarray:
+            if not expressed.any():
+                return np.full(len(values), np.nan)
+            return values[:, expressed].mean(axis=1)
+
         obs = first.obs.drop(columns=["condition", "n_perturbed_genes"]).copy()
-        obs["uncertainty"] = per_condition
+        obs["uncertainty"] = summary(spread)
+        obs["uncertainty_members"] = summary(np.sqrt(members))
         out = make_profiles(
             list(first.obs_names),
             first.var_names,
@@ -151,6 +186,15 @@ class GEARSEnsemble:
             raise RuntimeError("Train the ensemble before saving it: ensemble.train().")
         for k, model in enumerate(self.models):
             model.save(dir_path / f"member_{k}", overwrite=overwrite, **save_kwargs)
+        if self.prior_noise is not None:
+            noise = self.prior_noise
+            np.savez(
+                dir_path / _NOISE_FILE,
+                genes=noise.genes,
+                single_noise=noise.single_noise,
+                single_spread=noise.single_spread,
+                interaction=noise.interaction,
+            )
 
     @classmethod
     def load(cls, dir_path: str | Path, adata: AnnData | None = None) -> GEARSEnsemble:
@@ -173,6 +217,12 @@ class GEARSEnsemble:
         ensemble.n_models = len(models)
         ensemble.gears_kwargs = {}
         ensemble.models = models
+        ensemble.prior_noise = None
+        if (dir_path / _NOISE_FILE).is_file():
+            with np.load(dir_path / _NOISE_FILE) as saved:
+                ensemble.prior_noise = PriorNoise(**{k: saved[k] for k in saved.files})
+        else:
+            ensemble.prior_noise = ensemble._prior_noise(ensemble.adata)
         return ensemble
 
     def __repr__(self) -> str:
