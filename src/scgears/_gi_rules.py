@@ -125,16 +125,32 @@ def paper_call(score, rule: str, threshold: float):
 #: Standard deviations of the additive null beyond which a difference is significant (two-sided
 #: p of about 0.003 per test).
 Z_CRITICAL = 3.0
+#: One-sided z beyond which new variance is significant for neomorphism. New variance is one-sided
+#: (only a positive residual is new) and its minimum effect (``MIN_NEW_VARIANCE``) keeps additive
+#: pairs out: on planted screens additive pairs stay under it whatever their z, while milder
+#: neomorphisms at 50-100 cells reach z of only 2-3.
+Z_NEW = 1.645
 #: One-sided z beyond which the double's scale is past the minimum effect (95%): a pair is called
-#: synergy or suppression only when its scale is beyond ``1 +- MIN_SCALE_CHANGE`` with that
+#: synergy or suppression only when its scale is beyond the minimum change with that
 #: confidence, so pairs that are near-additive but measured precisely stay additive.
 Z_MARGIN = 1.645
-#: Smallest relative change of the double's scale against the sum of the singles that counts as
-#: synergy (``> 1 + MIN_SCALE_CHANGE``) or suppression / redundancy (``< 1 - MIN_SCALE_CHANGE``).
+#: Smallest relative decrease of the double's scale against the sum of the singles that counts as
+#: suppression / redundancy (``< 1 / (1 + MIN_SCALE_CHANGE)``), and the largest share of the
+#: dominant gene in an epistatic pair (``<= 1 + MIN_SCALE_CHANGE``). Wider than the increase:
+#: saturating responses make additive pairs of a screen sub-additive by up to 0.2-0.3.
 MIN_SCALE_CHANGE = 0.2
+#: Smallest relative increase of the double's scale that counts as synergy (``> 1 + it``):
+#: additive pairs of planted screens stay below 1.07-1.10 (99th percentile), synergies of 1.3x
+#: show as 1.2-1.3.
+MIN_SCALE_INCREASE = 0.1
 #: Smallest share of the double's variance, beyond the null's, that no fit of the singles explains
-#: for neomorphism.
-MIN_NEW_VARIANCE = 0.1
+#: for neomorphism (additive pairs of planted screens: 99th percentile 0.03-0.06).
+MIN_NEW_VARIANCE = 0.075
+#: A pair both scaled (synergy / suppression) and with new variance is neomorphism only when its
+#: new variance exceeds this many times its departure along the singles' sum (same units): a
+#: synergy through a saturating network is amplified unevenly, leaving a residual of up to 6
+#: times its departure along the sum, while planted neomorphisms have none along it.
+NEW_OVER_ALONG = 8.0
 #: Epistasis: the masked gene's normalised coefficient is below this fraction of the dominant's.
 MASKED_RATIO = 0.5
 #: Redundancy: singles this similar (bias-corrected distance correlation) are one effect.

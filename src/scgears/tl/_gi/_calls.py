@@ -40,10 +40,13 @@ from ..._gi_rules import (
     MIN_NEW_VARIANCE,
     MIN_REFERENCE_PAIRS,
     MIN_SCALE_CHANGE,
+    MIN_SCALE_INCREASE,
+    NEW_OVER_ALONG,
     SIMILAR_SINGLES,
     SUBTYPES,
     Z_CRITICAL,
     Z_MARGIN,
+    Z_NEW,
 )
 
 _CODE = {name: i for i, name in enumerate(SUBTYPES)}
@@ -132,9 +135,9 @@ def decide(feat: dict[str, np.ndarray], ref: NullReference) -> np.ndarray:
     k_max = np.where(first_masked, k2, k1)
     z_min = _z(k_min - 1.0, np.where(first_masked, per_pair(ref.k1_sd), per_pair(ref.k2_sd)))
     with np.errstate(invalid="ignore"):
-        new = (feat["new_variance"] > MIN_NEW_VARIANCE) & (z_new > Z_CRITICAL)
+        new = (feat["new_variance"] > MIN_NEW_VARIANCE) & (z_new > Z_NEW)
         # beyond additive at Z_CRITICAL and beyond the minimum effect at Z_MARGIN (one-sided)
-        z_up = _z(scale - 1.0 - MIN_SCALE_CHANGE, per_pair(ref.scale_sd))
+        z_up = _z(scale - 1.0 - MIN_SCALE_INCREASE, per_pair(ref.scale_sd))
         # the scale is a ratio: the minimum effect is symmetric on the log scale
         z_down = _z(scale - 1.0 / (1.0 + MIN_SCALE_CHANGE), per_pair(ref.scale_sd))
         up = (z_up > Z_MARGIN) & (z_scale > Z_CRITICAL)
@@ -147,11 +150,12 @@ def decide(feat: dict[str, np.ndarray], ref: NullReference) -> np.ndarray:
             & (k_max <= 1.0 + MIN_SCALE_CHANGE)
         )
     if "along" in feat:
-        # a pair both scaled and with a residual is named by the larger departure: a synergy whose
-        # amplified response is a little distorted stays synergy, new genes on top of an
-        # additive (or scaled) response of smaller size are neomorphism
+        # a pair both scaled and with a residual is neomorphism only when the residual is
+        # NEW_OVER_ALONG times its departure along the singles' sum: a synergy whose amplified
+        # response is distorted (a saturating network) stays synergy, new genes on top of an
+        # additive (or slightly scaled) response are neomorphism
         with np.errstate(invalid="ignore"):
-            new = new & ~((up | down) & (feat["along"] > feat["new_variance"]))
+            new = new & ~((up | down) & (NEW_OVER_ALONG * feat["along"] > feat["new_variance"]))
     code = np.full(shape, _CODE["additive"], dtype=np.int64)
     # the first rule that holds wins, so the order below is the precedence
     code = np.where(~similar & down, _CODE["suppression"], code)
