@@ -87,9 +87,10 @@ def genetic_interactions(
         *additive null*: the same pair with its non-additive part removed (``delta_AB`` replaced
         by ``delta_A + delta_B``, plus the same replicate's noise of ``A+B`` and control),
         re-scored on every replicate. A subtype is called when the pair differs from its null
-        significantly (more than 3 null standard deviations) *and* by a minimum effect size (the
-        double's scale a factor 1.2 above or below the sum of its singles, 10% of its variance
-        new, the masked gene under half the dominant one's share); otherwise ``additive``. With
+        significantly (the scale more than 3 null standard deviations from 1, new variance
+        beyond one-sided 95%) *and* by a minimum effect size (the double's scale a factor 1.1
+        above or 1.2 below the sum of its singles, 7.5% of its variance new, the masked gene
+        under half the dominant one's share); otherwise ``additive``. With
         at least 20 pairs called additive, the scale is judged against the screen's typical
         additive pair (their median ``scale``, bounded to 0.8-1.2, column ``additive_scale``;
         1 otherwise), so a pair's call then depends on the screen it is scored with. The rules,
@@ -100,7 +101,8 @@ def genetic_interactions(
         the moments taken on the other, and each half's variance of its mean is subtracted, so
         an additive pair has ``scale`` 1 and ``new_variance`` 0 however noisy its singles; their
         significance is judged against the bootstrap's spread of the same procedure. A pair both
-        scaled and with a residual is named by the larger departure. ``confidence`` is the share of
+        scaled and with a residual is neomorphism only when the residual is 8 times its departure
+        along the singles' sum (else synergy or suppression). ``confidence`` is the share of
         the replicates that give the same call. ``scale`` (1 = additive against the pair's own
         null), ``scale_z`` (against ``additive_scale``), ``new_variance`` and ``masked_ratio``
         are the features behind the call.
