@@ -287,7 +287,8 @@ class PerturbationDataSplitter(pl.LightningDataModule):
     cells_per_condition
         Cells of one condition per step.
     min_steps_per_epoch
-        Fewest optimiser steps in an epoch (small screens repeat their cells to reach it).
+        Fewest optimiser steps in an epoch (an epoch repeats its visit of the training data
+        until it has them; 1, the default, is one visit).
     statistics
         Batches of per-condition sufficient statistics instead of cells (see
         :meth:`~scgears.model.GEARS.train`).
@@ -307,7 +308,7 @@ class PerturbationDataSplitter(pl.LightningDataModule):
         *,
         training_data: TrainingData,
         cells_per_condition: int = 32,
-        min_steps_per_epoch: int = 50,
+        min_steps_per_epoch: int = 1,
         statistics: bool = True,
         seed: int = 0,
         **kwargs,

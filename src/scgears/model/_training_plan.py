@@ -81,7 +81,7 @@ class GEARSTrainingPlan(TrainingPlan):
         Epochs between learning-rate decays.
     lr_gamma
         Factor of each decay (GEARS: 0.5, which stops learning after a few epochs; scgears
-        makes at least ``min_steps_per_epoch`` steps per epoch and decays by 0.9).
+        decays by 0.9, so 20 epochs end at 12% of ``lr``).
     seed
         Seeds torch's generator (dropout) before every step from ``(seed, epoch, step)``, so
         that a run resumed from a checkpoint continues exactly as an uninterrupted one.
