@@ -101,6 +101,23 @@ def test_statistics_are_the_default_when_exact(screen):
     assert isinstance(cells.trainer.datamodule._train, ConditionBatches)
 
 
+def test_default_epoch_is_one_visit_of_the_training_conditions(screen):
+    # the default since round 3: an epoch is one pass, not a pass repeated up to 50 steps
+    model = _model(screen)
+    model.train(max_epochs=2, batch_size=128, enable_progress_bar=False)
+    n_train = len(model._training_data().codes("train"))
+    steps_per_pass = -(-n_train // (128 // 32))
+    assert model.trainer.global_step == 2 * steps_per_pass
+    repeated = _model(screen)
+    repeated.train(
+        max_epochs=2,
+        batch_size=128,
+        min_steps_per_epoch=steps_per_pass + 1,
+        enable_progress_bar=False,
+    )
+    assert repeated.trainer.global_step >= 2 * (steps_per_pass + 1)
+
+
 def test_statistics_epoch_visits_every_training_condition(screen):
     model = _model(screen)
     data = model._training_data()
