@@ -128,9 +128,9 @@ class TrainMixin:
         ``batch_size // cells_per_condition`` conditions; with cells it visits every training
         cell once, in chunks of ``cells_per_condition`` cells of a condition. By default that
         one visit is the epoch: the model starts from the measured single effects (the additive
-        prior) and learns a correction, and on the Norman subset 20 such epochs matched or beat
-        the former 50 steps per epoch in 3 of 4 subgroups on 20 split seeds at 1/20 of the time
-        (docs/model.md, "One visit per epoch"). ``min_steps_per_epoch`` repeats the visit until
+        prior) and learns a correction; on 20 splits of the Norman subset, 20 such epochs beat the
+        former 50 steps per epoch in 3 of 4 subgroups (2% behind in the fourth) at 1/20 of the
+        time (docs/model.md, "One visit per epoch"). ``min_steps_per_epoch`` repeats the visit until
         the epoch has that many optimiser steps.
 
         **Which weights are kept.** After every epoch the validation ``mse_de`` is logged in
