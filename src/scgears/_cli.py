@@ -44,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
             "interactions, offline: preprocessing, GEARS training, prediction of held-out "
             "conditions beside the control, mean, additive and linear baselines, and a predicted "
             "genetic-interaction map. Writes profiles (.h5ad), tables (.csv) and figures (.png) "
-            "to --out and prints a summary. A few minutes on a laptop CPU."
+            "to --out and prints a summary. About a minute on a laptop CPU."
         ),
     )
     demo.add_argument("--out", required=True, metavar="DIR", help="folder for the results")
